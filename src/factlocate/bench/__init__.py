@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): each section module has `run() -> str` (a markdown table)."""

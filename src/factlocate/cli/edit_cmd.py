@@ -1,0 +1,5 @@
+"""`factlocate edit` sub-commands (filled in by their feature)."""
+
+
+def register(sub) -> None:
+    pass
