@@ -87,11 +87,12 @@ def test_cli_models_lists_embedded(capsys):
 @pytest.mark.embedded
 @pytest.mark.parametrize("name", ["gemma-3-270m", "smollm2-135m"])
 def test_embedded_model_predicts_paris_cli(name):
-    out = subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "factlocate.cli", "predict", "--model", name, "--prompt", PARIS, "--json"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    result = json.loads(out.strip().splitlines()[-1])
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["model"] == name and result["top"][0]["token"] == " Paris"
 
 

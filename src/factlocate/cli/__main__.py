@@ -1,0 +1,5 @@
+import sys
+
+from factlocate.cli import main
+
+sys.exit(main())
