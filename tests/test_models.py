@@ -98,9 +98,13 @@ def test_embedded_model_predicts_paris_cli(name):
 
 @pytest.mark.embedded
 def test_embedded_bridge_matches_hf(smollm):
-    from factlocate.models import _load_hf_gguf
+    """A plain transformers model holding the same (dequantised) weights gives the same logits."""
+    from transformers import AutoModelForCausalLM
 
-    hf, _ = _load_hf_gguf("smollm2-135m", torch.float32)
+    hf = arch.hf_model(smollm)
+    plain = AutoModelForCausalLM.from_config(hf.config, attn_implementation="eager")
+    plain.load_state_dict(dict(arch.hf_named_parameters(smollm)), strict=False)
+    plain.tie_weights()
     ids = tokens.to_tensor(smollm, tokens.encode(smollm, PARIS))
     with torch.no_grad():
-        assert (smollm(ids) - hf(ids).logits).abs().max().item() < 1e-4
+        assert (smollm(ids) - plain.eval()(ids).logits).abs().max().item() < 1e-4
