@@ -1,0 +1,10 @@
+"""TransformerLens hooks, composed by tracing and editing.
+
+Each hook is a small callable `fn(activation, hook) -> activation`:
+
+* `corruption.CorruptEmbedding`: add (or write) noise into the subject's token embeddings;
+* `restoration.RestoreFromRow0`, `WriteAt`, `Replace`, `Chain`: restore or inject activations;
+* `severing.Record`, `FreezeFromRecord`: hold module outputs at a recorded pass's values;
+* `skipping.skip_blocks`: a context manager that turns lower blocks into identities;
+* `add_vector.AddVector`, `partial_forward`: used by the editors.
+"""

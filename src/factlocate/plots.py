@@ -1,0 +1,132 @@
+"""Plotly figures for causal traces: per-fact heatmaps, averaged heatmaps, lines with CI bands,
+and severed-path bars. Every function returns a `plotly.graph_objects.Figure`;
+`save_html` writes a standalone (offline) HTML file atomically.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from factlocate.io import write_text
+from factlocate.tracing.facts import BUCKETS
+from factlocate.tracing.result import TraceResult
+
+COLORSCALES = {"hidden": "Purples", "mlp": "Greens", "attn": "Reds"}
+TITLES = {"hidden": "single restored layer", "mlp": "restored MLP window", "attn": "restored attention window"}
+BUCKET_LABELS = {
+    "first_subject": "First subject token", "middle_subject": "Middle subject tokens",
+    "last_subject": "Last subject token", "first_subsequent": "First subsequent token",
+    "further": "Further tokens", "last": "Last token",
+}
+
+
+def _labels(r: TraceResult) -> list[str]:
+    b, e = r.subject_range
+    return [f"{r.input_tokens[t]!r}*" if b <= t < e else repr(r.input_tokens[t]) for t in r.positions]
+
+
+def _heatmap(r: TraceResult, showscale: bool = True, colorbar_x: float | None = None) -> go.Heatmap:
+    return go.Heatmap(
+        z=np.asarray(r.scores), x=list(range(r.n_layers)), y=_labels(r),
+        colorscale=COLORSCALES.get(r.kind, "Purples"), zmin=r.low_score,
+        colorbar=dict(title=f"p({r.answer.strip()})", x=colorbar_x, len=0.9) if showscale else None,
+        showscale=showscale,
+        hovertemplate="token %{y}<br>layer %{x}<br>p = %{z:.4f}<extra></extra>",
+    )
+
+
+def trace_heatmap(r: TraceResult) -> go.Figure:
+    """One trace: tokens (subject marked *) by layers, coloured by p(answer) after restoring."""
+    title = f"Restoring {r.kind}" + (f" with {r.sever} severed" if r.sever else "")
+    fig = go.Figure(_heatmap(r))
+    fig.update_layout(title=f"{title} ({TITLES.get(r.kind, '')}); low {r.low_score:.3f}, high {r.high_score:.3f}",
+                      xaxis_title=f"layer ({r.model})", yaxis_autorange="reversed", height=150 + 24 * len(r.positions))
+    return fig
+
+
+def trace_heatmaps(results: dict[str, TraceResult]) -> go.Figure:
+    """Several kinds of one prompt side by side (the paper's Figure 1)."""
+    kinds = list(results)
+    fig = make_subplots(rows=1, cols=len(kinds), shared_yaxes=True, horizontal_spacing=0.08,
+                        subplot_titles=[f"{k}: {TITLES.get(k, '')}" for k in kinds])
+    for i, k in enumerate(kinds):
+        fig.add_trace(_heatmap(results[k], colorbar_x=(i + 1) / len(kinds) - 0.02), row=1, col=i + 1)
+        fig.update_xaxes(title_text="layer", row=1, col=i + 1)
+    r = results[kinds[0]]
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(
+        title=f"{r.prompt!r} -> {r.answer!r} (p {r.high_score:.3f}; corrupted {r.low_score:.3f}), {r.model}",
+        height=170 + 26 * len(r.positions), width=380 * len(kinds) + 120,
+    )
+    return fig
+
+
+def average_heatmaps(summary: dict) -> go.Figure:
+    """AIE by token bucket and layer for each kind (the paper's Figure 2, top)."""
+    kinds = list(summary["kinds"])
+    fig = make_subplots(rows=1, cols=len(kinds), shared_yaxes=True, horizontal_spacing=0.08,
+                        subplot_titles=[f"AIE, {k} (n={summary['kinds'][k]['n']})" for k in kinds])
+    for i, k in enumerate(kinds):
+        buckets = summary["kinds"][k]["buckets"]
+        names = [b for b in BUCKETS if b in buckets]
+        z = np.stack([np.asarray(buckets[b]["aie"]) for b in names])
+        fig.add_trace(go.Heatmap(z=z, y=[BUCKET_LABELS[b] for b in names], x=list(range(z.shape[1])),
+                                 colorscale=COLORSCALES.get(k, "Purples"),
+                                 colorbar=dict(x=(i + 1) / len(kinds) - 0.02, len=0.9),
+                                 hovertemplate="%{y}<br>layer %{x}<br>AIE %{z:.4f}<extra></extra>"),
+                      row=1, col=i + 1)
+        fig.update_xaxes(title_text="layer", row=1, col=i + 1)
+    fig.update_yaxes(autorange="reversed")
+    fig.update_layout(title="Average indirect effect of restoring a state", height=380, width=420 * len(kinds) + 160)
+    return fig
+
+
+def average_lines(summary: dict, buckets=("last_subject", "last")) -> go.Figure:
+    """AIE over layers with 95% CI bands, one panel per kind (the paper's Figure 2, bottom)."""
+    kinds = list(summary["kinds"])
+    fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=[f"{k} (ATE {summary['kinds'][k]['ate']:.3f})" for k in kinds])
+    colors = {"first_subject": "#1f77b4", "middle_subject": "#9467bd", "last_subject": "#d62728",
+              "first_subsequent": "#8c564b", "further": "#7f7f7f", "last": "#2ca02c"}
+    for i, k in enumerate(kinds):
+        for b in buckets:
+            v = summary["kinds"][k]["buckets"].get(b)
+            if v is None:
+                continue
+            aie, ci = np.asarray(v["aie"]), np.asarray(v["ci95"])
+            x = list(range(len(aie)))
+            fig.add_trace(go.Scatter(x=x + x[::-1], y=list(aie + ci) + list((aie - ci)[::-1]), fill="toself",
+                                     line=dict(width=0), fillcolor=colors[b], opacity=0.2, showlegend=False,
+                                     hoverinfo="skip"), row=1, col=i + 1)
+            fig.add_trace(go.Scatter(x=x, y=aie, name=BUCKET_LABELS[b], line=dict(color=colors[b]),
+                                     legendgroup=b, showlegend=i == 0), row=1, col=i + 1)
+        fig.update_xaxes(title_text="layer", row=1, col=i + 1)
+    fig.update_yaxes(title_text="AIE", row=1, col=1)
+    fig.update_layout(title="Average indirect effect with 95% CI", height=380, width=420 * len(kinds) + 160)
+    return fig
+
+
+def severed_bars(summary: dict) -> go.Figure:
+    """AIE of the hidden state at the last subject token, with and without the severed path (Figure 3)."""
+    sev = summary["severed"]
+    x = list(range(len(sev["aie_unsevered"])))
+    fig = go.Figure([
+        go.Bar(x=x, y=sev["aie_unsevered"], name="effect of single state",
+               error_y=dict(type="data", array=sev["ci95_unsevered"]), marker_color="#9467bd"),
+        go.Bar(x=x, y=sev["aie_severed"], name=f"with {sev['sever']} severed",
+               error_y=dict(type="data", array=sev["ci95_severed"]),
+               marker_color="#2ca02c" if sev["sever"] == "mlp" else "#d62728"),
+    ])
+    fig.update_layout(barmode="group", title=f"Last subject token, {sev['sever']} severed (n={sev['n']})",
+                      xaxis_title="layer", yaxis_title="AIE", height=380, width=900)
+    return fig
+
+
+def save_html(fig: go.Figure | list[go.Figure], path: str | Path) -> Path:
+    """Write one standalone HTML file (plotly.js inlined, works offline) with one or more figures."""
+    figs = fig if isinstance(fig, list) else [fig]
+    parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
+    html = "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
+    return write_text(path, html)

@@ -1,0 +1,237 @@
+"""Causal traces averaged over a fact set (the paper's Figure 2, Figure 3 and Appendix B).
+
+Per fact: check the clean top-1 answer against the expected attribute (facts
+the model gets wrong are skipped and counted), then trace hidden, mlp and attn
+(and optionally a severed hidden trace at the last subject token). Each fact
+is written to `DIR/cases/known_<id>.json` as soon as it is done, so a rerun
+resumes. `summarize` then averages the grids over token buckets:
+
+    first subject token, middle subject tokens, last subject token,
+    first subsequent token, further tokens, last token
+
+AIE (average indirect effect) = mean(score) - mean(low_score) per bucket and
+layer; ATE (average total effect) = mean(high_score - low_score); 95% CI =
+1.96 * std / sqrt(n facts), std over the bucket's pooled entries (numpy, ddof 0),
+as in the original `average_causal_effects` notebook.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from factlocate import tokens
+from factlocate.errors import FactlocateError
+from factlocate.io import read_json, write_json, write_text
+from factlocate.tracing.core import KINDS, clean_prediction
+from factlocate.tracing.noise import resolve_noise
+from factlocate.tracing.result import TraceResult
+from factlocate.tracing.trace import trace_kinds
+
+BUCKETS = ("first_subject", "middle_subject", "last_subject", "first_subsequent", "further", "last")
+REQUIRED = ("known_id", "subject", "prompt", "attribute")
+
+
+def load_facts(path: str | Path | None = None) -> list[dict]:
+    """Facts from a known-facts style JSON list (default: the shipped known_1000.json)."""
+    if path is None:
+        with resources.files("factlocate.data").joinpath("known_1000.json").open(encoding="utf-8") as f:
+            facts = json.load(f)
+        where = "known_1000.json"
+    else:
+        facts, where = read_json(path), str(path)
+    if not isinstance(facts, list) or not facts:
+        raise FactlocateError(f"{where} must hold a non-empty JSON list of facts")
+    for i, fact in enumerate(facts):
+        missing = [k for k in REQUIRED if not isinstance(fact, dict) or k not in fact]
+        if missing:
+            raise FactlocateError(
+                f"{where}: fact {i} lacks {', '.join(missing)}; each fact needs {', '.join(REQUIRED)}"
+            )
+    return facts
+
+
+def answer_matches(answer: str, attribute: str) -> bool:
+    """Whether the clean top-1 token starts the expected attribute (stripped, case-sensitive)."""
+    a = answer.strip()
+    return bool(a) and attribute.strip().startswith(a)
+
+
+@dataclass(frozen=True)
+class FactRunParams:
+    """Everything that shapes a fact-set run; saved as DIR/params.json and checked on resume."""
+
+    model: str
+    facts: str
+    kinds: tuple[str, ...] = KINDS
+    sever: str | None = None
+    samples: int = 10
+    noise: str = "s3"
+    window: int = 10
+    seed: int = 1
+    engine: str = "batched"
+
+    def __post_init__(self):
+        bad = [k for k in self.kinds if k not in KINDS]
+        if bad or not self.kinds:
+            raise FactlocateError(f"unknown kinds {bad or self.kinds}: use hidden, mlp, attn")
+
+
+def _case_path(out: Path, fact: dict) -> Path:
+    return out / "cases" / f"known_{fact['known_id']}.json"
+
+
+def trace_fact(model, fact: dict, params: FactRunParams, noise) -> dict:
+    """One fact: skip it if the model's answer is wrong, else trace each kind (and the severed path)."""
+    ids = tokens.encode(model, fact["prompt"])
+    answer_id, _ = clean_prediction(model, ids)
+    answer = model.tokenizer.decode([answer_id])
+    case = {"known_id": fact["known_id"], "prompt": fact["prompt"], "subject": fact["subject"],
+            "attribute": fact["attribute"], "answer": answer}
+    if not answer_matches(answer, fact["attribute"]):
+        return {**case, "correct_prediction": False}
+    options = dict(samples=params.samples, noise=noise, window=params.window, seed=params.seed,
+                   engine=params.engine, model_name=params.model)
+    results = trace_kinds(model, fact["prompt"], fact["subject"], list(params.kinds), **options)
+    case["correct_prediction"] = True
+    case["traces"] = {k: r.to_dict() for k, r in results.items()}
+    if params.sever:
+        severed = trace_kinds(model, fact["prompt"], fact["subject"], ["hidden"], sever=params.sever,
+                              token_range="subject_last", **options)["hidden"]
+        case["severed"] = severed.to_dict()
+    return case
+
+
+def run_facts(model, out: str | Path, params: FactRunParams, n: int | None = None,
+              facts: list[dict] | None = None, progress: bool = True) -> dict:
+    """Trace facts until `n` are traced (skipped ones do not count), resuming from DIR/cases."""
+    out = Path(out)
+    facts = facts if facts is not None else load_facts(None if params.facts == "known_1000.json" else params.facts)
+    saved = out / "params.json"
+    if saved.exists():
+        old = read_json(saved)
+        if old.get("run") != json.loads(json.dumps(asdict(params))):
+            raise FactlocateError(f"{out} holds a run with other parameters ({old.get('run')}): use another --out")
+        sigma = old.get("noise", {}).get("sigma")
+    else:
+        sigma = None
+    noise = resolve_noise(model, params.noise, subjects=[f["subject"] for f in facts], sigma=sigma)
+    write_json(saved, {"run": asdict(params), "noise": noise.describe()})
+    target = len(facts) if n is None else n
+    traced = skipped = 0
+    bar = tqdm(total=target, desc="trace-facts", disable=not progress)
+    for fact in facts:
+        if traced >= target:
+            break
+        path = _case_path(out, fact)
+        if path.exists():
+            case = read_json(path)
+        else:
+            try:
+                case = trace_fact(model, fact, params, noise)
+            except FactlocateError as e:  # e.g. a subject absent from its prompt
+                case = {"known_id": fact["known_id"], "correct_prediction": False, "error": str(e)}
+            write_json(path, case)
+        if case.get("correct_prediction"):
+            traced += 1
+            bar.update(1)
+        else:
+            skipped += 1
+        bar.set_postfix(skipped=skipped)
+    bar.close()
+    return summarize(out, [f["known_id"] for f in facts])
+
+
+def _bucket_rows(r: TraceResult) -> dict[str, np.ndarray]:
+    """The original's buckets: each maps to [k, n_layers] rows of the grid."""
+    s = np.asarray(r.scores)
+    first_e, first_a = r.subject_range
+    last_e, last_a = first_a - 1, len(s) - 1
+    return {
+        "first_subject": s[first_e][None],
+        "middle_subject": s[first_e + 1 : last_e],
+        "last_subject": s[last_e][None],
+        "first_subsequent": s[first_a][None],
+        "further": s[first_a + 1 : last_a],
+        "last": s[last_a][None],
+    }
+
+
+def _ci(values: np.ndarray, n: int) -> np.ndarray:
+    return 1.96 * values.std(axis=0) / np.sqrt(max(n, 1))
+
+
+def summarize(out: str | Path, known_ids: list | None = None) -> dict:
+    """Average the saved cases of DIR: AIE per kind, bucket and layer, ATE, severed effects."""
+    out = Path(out)
+    paths = sorted((out / "cases").glob("known_*.json"), key=lambda p: int(p.stem.split("_")[1]))
+    cases = [read_json(p) for p in paths]
+    if known_ids is not None:
+        wanted = set(known_ids)
+        cases = [c for c in cases if c["known_id"] in wanted]
+    good = [c for c in cases if c.get("correct_prediction")]
+    summary = {"n_traced": len(good), "n_skipped": len(cases) - len(good), "kinds": {}, "severed": None}
+    if not good:
+        write_json(out / "summary.json", summary)
+        return summary
+    for kind in good[0]["traces"]:
+        results = [TraceResult.from_dict(c["traces"][kind]) for c in good]
+        low = np.array([r.low_score for r in results])
+        high = np.array([r.high_score for r in results])
+        pooled = {b: [] for b in BUCKETS}
+        for r in results:
+            for b, rows in _bucket_rows(r).items():
+                if len(rows):
+                    pooled[b].append(rows)
+        n = len(results)
+        buckets = {}
+        for b in BUCKETS:
+            if not pooled[b]:
+                continue
+            v = np.concatenate(pooled[b])
+            buckets[b] = {"mean": v.mean(0), "aie": v.mean(0) - low.mean(), "ci95": _ci(v, n), "n_rows": len(v)}
+        summary["kinds"][kind] = {
+            "n": n, "low_score": low.mean(), "high_score": high.mean(),
+            "ate": (high - low).mean(), "ate_ci95": _ci(high - low, n)[()], "buckets": buckets,
+            "best_last_subject_layer": int(np.argmax(buckets["last_subject"]["aie"])),
+            "best_last_subject_aie": float(np.max(buckets["last_subject"]["aie"])),
+            "best_last_token_layer": int(np.argmax(buckets["last"]["aie"])),
+            "best_last_token_aie": float(np.max(buckets["last"]["aie"])),
+        }
+    if all("severed" in c for c in good) and "hidden" in good[0]["traces"]:
+        sev = np.stack([np.asarray(c["severed"]["scores"])[0] for c in good])
+        base = np.stack([_bucket_rows(TraceResult.from_dict(c["traces"]["hidden"]))["last_subject"][0] for c in good])
+        low = np.array([c["traces"]["hidden"]["low_score"] for c in good])
+        summary["severed"] = {
+            "sever": good[0]["severed"]["sever"], "n": len(good),
+            "aie_unsevered": base.mean(0) - low.mean(), "ci95_unsevered": _ci(base, len(good)),
+            "aie_severed": sev.mean(0) - low.mean(), "ci95_severed": _ci(sev, len(good)),
+        }
+    write_json(out / "summary.json", summary)
+    write_text(out / "summary.csv", summary_csv(summary))
+    return summary
+
+
+def summary_csv(summary: dict) -> str:
+    """One row per (kind, bucket, layer) with AIE and CI; ATE rows have an empty layer."""
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["kind", "bucket", "layer", "aie", "ci95", "mean_score", "n_facts"])
+    for kind, k in summary["kinds"].items():
+        w.writerow([kind, "ATE", "", f"{k['ate']:.6f}", f"{k['ate_ci95']:.6f}", f"{k['high_score']:.6f}", k["n"]])
+        for b, v in k["buckets"].items():
+            for layer, (a, c, m) in enumerate(zip(v["aie"], v["ci95"], v["mean"])):
+                w.writerow([kind, b, layer, f"{a:.6f}", f"{c:.6f}", f"{m:.6f}", k["n"]])
+    sev = summary.get("severed")
+    if sev:
+        for name in ("unsevered", "severed"):
+            for layer, (a, c) in enumerate(zip(sev[f"aie_{name}"], sev[f"ci95_{name}"])):
+                label = f"hidden_{name}" if name == "unsevered" else f"hidden_severed_{sev['sever']}"
+                w.writerow([label, "last_subject", layer, f"{a:.6f}", f"{c:.6f}", "", sev["n"]])
+    return buf.getvalue()

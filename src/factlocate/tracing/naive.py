@@ -1,0 +1,91 @@
+"""The naive engine: one forward pass per restored site, exactly as the original code.
+
+`trace_with_patch` and `trace_with_repatch` mirror the functions of the same
+names in ROME's `experiments/causal_trace.py` and the severed-path notebook:
+a batch of 1 + S copies of the prompt, row 0 clean, rows 1..S corrupted with
+noise from a fresh `RandomState(seed)`, restored sites copied from row 0.
+Kept for verification of the batched engine.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from factlocate import arch
+from factlocate.hooks.corruption import CorruptEmbedding
+from factlocate.hooks.restoration import RestoreFromRow0
+from factlocate.hooks.severing import FreezeFromRecord, Record
+from factlocate.tracing.core import Prepared, TraceParams, module_hook, window_layers
+
+
+@torch.no_grad()
+def trace_with_patch(model, prep: Prepared, states_to_patch: list[tuple[int, str]]) -> float:
+    """Mean p(answer) over corrupted rows with `states_to_patch` [(token, hook name)] restored."""
+    return trace_with_repatch(model, prep, states_to_patch, [])
+
+
+@torch.no_grad()
+def trace_with_repatch(model, prep: Prepared, states_to_patch: list[tuple[int, str]],
+                       states_to_unpatch: list[tuple[int, str]], noise_draws: str = "same") -> float:
+    """Restore `states_to_patch` while holding `states_to_unpatch` at first-pass (corrupted) values.
+
+    With unpatched states there are two passes. `noise_draws="reference"` keeps
+    one generator for both, so the second pass adds the next draws (the
+    original notebook); `"same"` re-seeds, so both passes add the same noise.
+    """
+    batch = prep.ids_tensor(prep.samples + 1).to(model.cfg.device)
+    b, e = prep.subject_range
+    patch_spec, unpatch_spec = defaultdict(list), defaultdict(list)
+    for t, name in states_to_patch:
+        patch_spec[name].append(t)
+    for t, name in states_to_unpatch:
+        unpatch_spec[name].append(t)
+    records = {name: Record() for name in unpatch_spec}
+    rs = np.random.RandomState(prep.seed)
+    logits = None
+    for first_pass in [True, False] if states_to_unpatch else [False]:
+        if not first_pass and noise_draws == "same":
+            rs = np.random.RandomState(prep.seed)
+        gen = rs  # bound now: the hook draws from this pass's generator
+
+        def draw(rows, n, d, gen=gen):
+            return prep.noise.draw(gen, rows, n, d)
+
+        hooks = [(arch.HOOK_EMBED, CorruptEmbedding(draw, b, e, prep.noise.replace))]
+        if first_pass:
+            hooks += [(name, records[name]) for name in unpatch_spec]
+        else:
+            hooks += [(name, RestoreFromRow0(ts)) for name, ts in patch_spec.items()]
+            hooks += [(name, FreezeFromRecord(records[name], ts)) for name, ts in unpatch_spec.items()]
+        logits = model.run_with_hooks(batch, fwd_hooks=hooks)
+    probs = torch.softmax(logits[1:, -1, :].float(), dim=1).mean(dim=0)
+    return float(probs[prep.answer_id])
+
+
+def low_score(model, prep: Prepared) -> float:
+    return trace_with_patch(model, prep, [])
+
+
+def site_states(params: TraceParams, position: int, layer: int, n_layers: int) -> tuple[list, list]:
+    """(states_to_patch, states_to_unpatch) for one site, as the original builds them."""
+    if params.kind == "hidden":
+        patch = [(position, arch.hook_resid(layer))]
+    else:
+        patch = [(position, module_hook(params.kind, j)) for j in window_layers(layer, params.window, n_layers)]
+    unpatch = []
+    if params.sever:
+        unpatch = [(position, module_hook(params.sever, j)) for j in range(n_layers)]
+    return patch, unpatch
+
+
+def scores(model, prep: Prepared, params: TraceParams, positions: list[int], progress: bool = False) -> np.ndarray:
+    """The [len(positions), n_layers] grid, one forward (two if severed) per site."""
+    grid = np.zeros((len(positions), prep.n_layers))
+    cells = [(i, t, l) for i, t in enumerate(positions) for l in range(prep.n_layers)]
+    for i, t, l in tqdm(cells, desc=f"trace {params.kind} (naive)", disable=not progress, leave=False):
+        patch, unpatch = site_states(params, t, l, prep.n_layers)
+        grid[i, l] = trace_with_repatch(model, prep, patch, unpatch, params.noise_draws)
+    return grid

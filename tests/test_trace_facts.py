@@ -1,0 +1,135 @@
+"""Fact-set tracing: skipping wrong answers, resuming, buckets, summary, CLI and figures."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from factlocate.errors import FactlocateError
+from factlocate.tracing import facts as facts_mod
+from factlocate.tracing.facts import FactRunParams, answer_matches, load_facts, run_facts, summarize
+from factlocate.tracing.result import TraceResult
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _facts_the_model_knows(model, n_right=3, n_wrong=1) -> list[dict]:
+    """Known facts whose attribute is rewritten to the tiny model's own answer (plus wrong ones)."""
+    from factlocate import predict
+
+    out = []
+    for fact in load_facts()[:40]:
+        top = predict(model, fact["prompt"], top_k=1)[0]["token"].strip()
+        if len(out) < n_right and top:
+            out.append({**fact, "attribute": top + "ish"})
+        elif len(out) >= n_right and len(out) < n_right + n_wrong:
+            out.append({**fact, "attribute": "\u2603 never"})
+    return out
+
+
+def test_answer_matches():
+    assert answer_matches(" Paris", "Paris")
+    assert answer_matches(" Ant", "Antarctica")
+    assert not answer_matches(" London", "Paris")
+    assert not answer_matches("  ", "Paris")
+
+
+def test_load_facts_validates(tmp_path):
+    assert len(load_facts()) == 1209
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"known_id": 0, "subject": "X", "prompt": "X is"}]))
+    with pytest.raises(FactlocateError, match="fact 0 lacks attribute"):
+        load_facts(bad)
+    with pytest.raises(FactlocateError, match="does not exist"):
+        load_facts(tmp_path / "missing.json")
+
+
+def test_run_facts_skips_resumes_and_summarises(tiny_gpt2, tmp_path, monkeypatch):
+    facts = _facts_the_model_knows(tiny_gpt2)
+    params = FactRunParams(model="tiny-gpt2", facts="custom", samples=2, noise="0.5", window=2, sever="mlp")
+    summary = run_facts(tiny_gpt2, tmp_path, params, facts=facts, progress=False)
+    assert summary["n_traced"] == 3 and summary["n_skipped"] == 1
+    hidden = summary["kinds"]["hidden"]
+    assert set(summary["kinds"]) == {"hidden", "mlp", "attn"}
+    assert hidden["ate"] == pytest.approx(hidden["high_score"] - hidden["low_score"])
+    assert len(hidden["buckets"]["last_subject"]["aie"]) == 4
+    assert summary["severed"]["sever"] == "mlp"
+    csv = (tmp_path / "summary.csv").read_text().splitlines()
+    assert csv[0] == "kind,bucket,layer,aie,ci95,mean_score,n_facts"
+    assert any(line.startswith("hidden_severed_mlp,last_subject,0,") for line in csv)
+    # A rerun resumes: no fact is traced again.
+    monkeypatch.setattr(facts_mod, "trace_fact", lambda *a, **k: pytest.fail("traced again"))
+    again = run_facts(tiny_gpt2, tmp_path, params, facts=facts, progress=False)
+    assert again["n_traced"] == 3
+    # Other parameters in the same folder are refused.
+    with pytest.raises(FactlocateError, match="other parameters"):
+        run_facts(tiny_gpt2, tmp_path, FactRunParams(model="tiny-gpt2", facts="custom", samples=3), facts=facts)
+
+
+def test_buckets_follow_the_original():
+    scores = np.arange(8 * 2, dtype=float).reshape(8, 2)
+    r = TraceResult(scores, 0.0, 1.0, " x", 1, list(range(8)), ["t"] * 8, (1, 4), "hidden", 10, 0.1, {},
+                    2, 1, "m", "p", "s", positions=list(range(8)))
+    rows = facts_mod._bucket_rows(r)
+    assert rows["first_subject"].tolist() == [scores[1].tolist()]
+    assert rows["middle_subject"].tolist() == scores[2:3].tolist()
+    assert rows["last_subject"].tolist() == [scores[3].tolist()]
+    assert rows["first_subsequent"].tolist() == [scores[4].tolist()]
+    assert rows["further"].tolist() == scores[5:7].tolist()
+    assert rows["last"].tolist() == [scores[7].tolist()]
+
+
+def test_cli_trace_writes_json_and_html(tiny_dirs, tmp_path, capsys):
+    from factlocate.cli import main
+
+    out = tmp_path / "trace"
+    code = main(["trace", "--model", tiny_dirs["gpt2"], "--prompt", "The capital of Roman Republic is",
+                 "--subject", "Roman Republic", "--kind", "all", "--samples", "2", "--window", "2",
+                 "--noise", "0.5", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"figure: {out / 'trace.html'}" in printed
+    for kind in ("hidden", "mlp", "attn"):
+        d = json.loads((out / f"trace_{kind}.json").read_text())
+        for key in ("scores", "low_score", "high_score", "answer", "input_tokens", "subject_range", "kind",
+                    "window", "noise_level", "samples", "seed", "model"):
+            assert key in d, key
+        assert d["kind"] == kind and len(d["scores"]) == len(d["input_tokens"])
+    assert (out / "trace.html").stat().st_size > 10_000
+
+
+def test_cli_errors_exit_2(tiny_dirs, tmp_path, capsys):
+    from factlocate.cli import main
+
+    base = ["trace", "--model", tiny_dirs["gpt2"], "--prompt", "The capital of Roman Republic is",
+            "--subject", "Roman Republic", "--out", str(tmp_path)]
+    assert main(base + ["--noise", "zz"]) == 2
+    assert "factlocate: error: cannot parse noise spec" in capsys.readouterr().err
+    assert main(base + ["--window", "40"]) == 2
+    assert "larger than the model" in capsys.readouterr().err
+    bad = tmp_path / "facts.json"
+    bad.write_text(json.dumps([{"subject": "X"}]))
+    assert main(["trace-facts", "--facts", str(bad), "--out", str(tmp_path / "f")]) == 2
+    assert "lacks" in capsys.readouterr().err
+
+
+def test_summary_figures(tiny_gpt2, tmp_path):
+    from factlocate import plots
+
+    facts = _facts_the_model_knows(tiny_gpt2, n_right=2, n_wrong=0)
+    params = FactRunParams(model="tiny-gpt2", facts="custom", samples=2, noise="0.5", window=2, sever="attn",
+                           kinds=("hidden", "mlp"))
+    summary = run_facts(tiny_gpt2, tmp_path, params, facts=facts, progress=False)
+    figs = [plots.average_heatmaps(summary), plots.average_lines(summary), plots.severed_bars(summary)]
+    assert all(len(f.data) for f in figs)
+    path = plots.save_html(figs, tmp_path / "summary.html")
+    assert path.read_text().count("plotly") > 3
+    assert summarize(tmp_path)["n_traced"] == 2
