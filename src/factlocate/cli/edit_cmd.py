@@ -1,5 +1,213 @@
-"""`factlocate edit` sub-commands (filled in by their feature)."""
+"""`factlocate edit` (any registered editor) and `factlocate stats` (ROME's key statistics)."""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+
+import yaml
+
+from factlocate.errors import FactlocateError
 
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("edit", help="rewrite a fact with an editor (rome, memit, ft, ...)")
+    p.add_argument("--model", default=None, help="model spec (default gemma-3-270m)")
+    p.add_argument("--editor", default="rome", help="editor name (see factlocate.editors.EDITORS)")
+    p.add_argument("--subject", help="the subject, e.g. 'Danielle Darrieux'")
+    p.add_argument("--prompt", help="a template with {} for the subject, or a prompt containing the subject")
+    p.add_argument("--target", help="the new target, e.g. English")
+    p.add_argument("--target-true", default=None, help="the current answer, to show its probability")
+    p.add_argument("--requests", default=None, help="JSON list of {prompt, subject, target_new[, target_true]} "
+                   "or CounterFact records (edited one after another, or as a batch for memit)")
+    p.add_argument("--layer", type=str, default=None, help="edit layer(s), e.g. 5 or 3,4,5 (overrides the config)")
+    p.add_argument("--hparams", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameter overrides")
+    p.add_argument("--stats", default=None, help="key statistics file to use (factlocate stats --out)")
+    p.add_argument("--templates", default=None, help="JSON list of context templates to use")
+    p.add_argument("--seed", type=int, default=0, help="seed for torch and for generation")
+    p.add_argument("--generate", action="store_true", help="print seeded generations before and after the edit")
+    p.add_argument("--gen-prompt", action="append", default=None, help="generation prompt (repeatable; default the edit prompt)")
+    p.add_argument("--gen-length", type=int, default=40, help="generation length in tokens, prompt included")
+    p.add_argument("--save-deltas", default=None, metavar="FILE", help="save the weight deltas (safetensors)")
+    p.add_argument("--export", default=None, metavar="DIR", help="save the edited model as a Hugging Face folder")
+    p.add_argument("--out", default=None, metavar="FILE", help="write probabilities, timings and hparams as JSON")
+    p.set_defaults(func=run_edit)
+
+    p = sub.add_parser("stats", help="compute and cache ROME's key statistics (MLP key second moment)")
+    p.add_argument("--model", default=None)
+    p.add_argument("--layer", type=str, required=True, help="layer, or comma-separated layers (one pass)")
+    p.add_argument("--corpus", default=None, help="wikitext2 (shipped, default), hf:wikitext-103, hf:wikipedia, a file or folder")
+    p.add_argument("--tokens", type=int, default=200_000, help="token budget (the paper: about 100M)")
+    p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
+    p.add_argument("--max-text-tokens", type=int, default=1024, help="truncate each text to this many tokens")
+    p.add_argument("--out", default=None, help="write the statistics here instead of the cache (one layer)")
+    p.set_defaults(func=run_stats)
+
+
+def _layers(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as e:
+        raise FactlocateError(f"--layer takes integers like 5 or 3,4,5, got {text!r}") from e
+
+
+def _overrides(args, hparams_cls) -> dict:
+    out = {}
+    for item in args.hparams:
+        if "=" not in item:
+            raise FactlocateError(f"--hparams takes KEY=VALUE pairs, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = yaml.safe_load(value)
+    if args.layer is not None:
+        layers = _layers(args.layer)
+        names = {f.name for f in dataclasses.fields(hparams_cls)}
+        if "layers" in names:
+            out["layers"] = layers
+        elif "layer" in names:
+            if len(layers) != 1:
+                raise FactlocateError(f"--editor {args.editor} edits one layer; got --layer {args.layer}")
+            out["layer"] = layers[0]
+        else:
+            raise FactlocateError(f"--editor {args.editor} takes no --layer")
+    return out
+
+
+def read_requests(path: str) -> list:
+    """Edit requests from a JSON list of plain requests or CounterFact records."""
+    from factlocate.editors.base import EditRequest
+    from factlocate.io import read_json
+
+    rows = read_json(path)
+    if isinstance(rows, dict):
+        rows = [rows]
+    out = []
+    for i, r in enumerate(rows):
+        if not isinstance(r, dict):
+            raise FactlocateError(f"{path}: request {i} is not an object")
+        rr = r.get("requested_rewrite", r)
+        tn, tt = rr.get("target_new"), rr.get("target_true")
+        tn = tn.get("str") if isinstance(tn, dict) else tn
+        tt = tt.get("str") if isinstance(tt, dict) else tt
+        missing = [k for k, v in (("prompt", rr.get("prompt")), ("subject", rr.get("subject")), ("target_new", tn)) if not v]
+        if missing:
+            raise FactlocateError(f"{path}: request {i} lacks {', '.join(missing)}")
+        out.append(EditRequest.from_text(rr["prompt"], rr["subject"], tn, target_true=tt,
+                                         relation_id=rr.get("relation_id"), case_id=r.get("case_id")))
+    if not out:
+        raise FactlocateError(f"{path} holds no requests")
+    return out
+
+
+def _requests(args) -> list:
+    from factlocate.editors.base import EditRequest
+
+    if args.requests:
+        return read_requests(args.requests)
+    missing = [f"--{k}" for k in ("subject", "prompt", "target") if not getattr(args, k)]
+    if missing:
+        raise FactlocateError(f"give {', '.join(missing)} (or --requests FILE)")
+    return [EditRequest.from_text(args.prompt, args.subject, args.target, target_true=args.target_true)]
+
+
+def _options(args, editor) -> dict:
+    """Editor-specific inputs, passed only when given and only to editors that take them."""
+    options = {}
+    if args.stats:
+        from factlocate.editors import key_stats
+
+        options["stats"] = key_stats.load(args.stats)
+    if args.templates:
+        from factlocate.editors.context_templates import load_templates
+
+        options["templates"] = load_templates(args.templates)
+    params = inspect.signature(editor.compute_edit).parameters
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+    for key in options:
+        if key not in params and not takes_any:
+            raise FactlocateError(f"editor {editor.NAME} does not take --{key}")
+    return options
+
+
+def _fmt(p) -> str:
+    return "    -   " if p is None else f"{p:.4f}"
+
+
+def run_edit(args) -> int:
+    import torch
+
+    from factlocate import deltas
+    from factlocate.editors import get
+    from factlocate.editors.base import load_hparams
+    from factlocate.generate import generate
+    from factlocate.io import write_json
+    from factlocate.models import DEFAULT_MODEL, load_model
+
+    editor = get(args.editor)
+    spec = args.model or DEFAULT_MODEL
+    hparams = load_hparams(editor.HParams, editor.NAME, spec, _overrides(args, editor.HParams))
+    requests = _requests(args)
+    options = _options(args, editor)
+    torch.manual_seed(args.seed)
+    model = load_model(spec)
+
+    gen_prompts = args.gen_prompt or list(dict.fromkeys(r.text for r in requests))
+    if args.generate:
+        before = generate(model, gen_prompts, max_length=args.gen_length, seed=args.seed)
+
+    result = editor.compute_edit(model, requests, hparams, **options)
+
+    print(f"{editor.NAME} on {spec}: {len(requests)} request(s)")
+    print(f"{'prompt':<50} {'target':<20} {'p(new) before':>13} {'after':>8} {'p(true) before':>14} {'after':>8}")
+    for r, b, a in zip(requests, result.probs_before, result.probs_after):
+        print(f"{r.text[:50]:<50} {r.target_new[:20]:<20} {_fmt(b.get('new')):>13} {_fmt(a.get('new')):>8} "
+              f"{_fmt(b.get('true')):>14} {_fmt(a.get('true')):>8}")
+    print("time (s): " + ", ".join(f"{k} {v:.2f}" for k, v in result.timings.items()))
+
+    if args.generate:
+        with result.applied(model):
+            after = generate(model, gen_prompts, max_length=args.gen_length, seed=args.seed)
+        for p, b, a in zip(gen_prompts, before, after):
+            print(f"\n[{p}]\n  before: {b}\n  after:  {a}")
+    if args.save_deltas:
+        print(f"saved deltas to {result.save(args.save_deltas)}")
+    if args.export:
+        with result.applied(model):
+            print(f"exported the edited model to {deltas.export(model, args.export)}")
+    if args.out:
+        summary = {
+            "model": spec, "editor": editor.NAME, "hparams": result.hparams, "seed": args.seed,
+            "requests": [dataclasses.asdict(r) for r in requests],
+            "probs_before": result.probs_before, "probs_after": result.probs_after, "timings": result.timings,
+        }
+        if args.generate:
+            summary["generations"] = [{"prompt": p, "before": b, "after": a} for p, b, a in zip(gen_prompts, before, after)]
+        write_json(args.out, summary)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def run_stats(args) -> int:
+    from factlocate.editors import key_stats
+    from factlocate.models import DEFAULT_MODEL, load_model
+
+    layers = _layers(args.layer)
+    if args.out and len(layers) != 1:
+        raise FactlocateError("--out takes a single --layer")
+    if args.tokens < 1:
+        raise FactlocateError(f"--tokens must be positive, got {args.tokens}")
+    model = load_model(args.model or DEFAULT_MODEL)
+    from factlocate import arch
+
+    for layer in layers:
+        arch.check_layer(model, layer)
+    corpus = args.corpus or key_stats.DEFAULT_CORPUS
+    if not corpus.startswith("hf:") and corpus != key_stats.DEFAULT_CORPUS:
+        key_stats.corpus_texts(corpus)  # fail fast on a bad path
+    out = key_stats.key_stats(model, layers if len(layers) > 1 else layers[0], corpus, args.tokens, args.dtype, args.max_text_tokens, path=args.out)
+    out = {layers[0]: out} if len(layers) == 1 else out
+    for layer, s in out.items():
+        path = args.out or key_stats.stats_path(s.meta, model)
+        print(json.dumps({"layer": layer, "path": str(path), "tokens": s.n_tokens, "texts": s.n_texts,
+                          "corpus": s.meta.corpus, "dtype": s.meta.dtype,
+                          "tokens_per_second": round(s.tokens_per_second, 1)}))
+    return 0

@@ -1,0 +1,29 @@
+"""A hook that adds one vector at given (row, position) pairs of an activation.
+
+    delta = torch.zeros(d_model, requires_grad=True)
+    hook = AddVector(delta, rows=[0, 1], positions=[4, 7])
+    model.run_with_hooks(ids, fwd_hooks=[(arch.hook_mlp_value(layer), hook)])
+
+`hook.first` keeps the activation at (rows[0], positions[0]) from the first
+call, before the vector was added (ROME's v_init).
+"""
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float
+
+
+class AddVector:
+    def __init__(self, vector: Float[torch.Tensor, "d"], rows, positions):
+        self.vector = vector
+        self.rows = torch.as_tensor(rows, dtype=torch.long)
+        self.positions = torch.as_tensor(positions, dtype=torch.long)
+        self.first: torch.Tensor | None = None
+
+    def __call__(self, act: Float[torch.Tensor, "batch pos d"], hook=None) -> torch.Tensor:
+        rows, pos = self.rows.to(act.device), self.positions.to(act.device)
+        if self.first is None:
+            self.first = act[rows[0], pos[0]].detach().clone()
+        add = torch.zeros_like(act)
+        add[rows, pos] = self.vector.to(act.dtype)
+        return act + add
