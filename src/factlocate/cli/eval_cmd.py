@@ -1,5 +1,142 @@
-"""`factlocate eval` sub-commands (filled in by their feature)."""
+"""`factlocate eval` (CounterFact / zsRE metrics of editors) and `factlocate sweep` (Figure 5)."""
+from __future__ import annotations
+
+import sys
+
+import yaml
+
+from factlocate.errors import FactlocateError
 
 
 def register(sub) -> None:
-    pass
+    p = sub.add_parser("eval", help="evaluate editors on CounterFact or zsRE (Table 1 / Table 2 metrics)")
+    p.add_argument("--dataset", default="counterfact",
+                   help="counterfact, zsre, counterfact:PATH or zsre:PATH (default counterfact: "
+                        "the canonical file if cached or downloadable, else the shipped sample)")
+    p.add_argument("--editor", default="rome",
+                   help="editor name, or several separated by commas; 'unedited' evaluates the model only")
+    p.add_argument("--model", default=None, help="model spec (default gemma-3-270m)")
+    _selection_args(p)
+    p.add_argument("--no-generation", action="store_true", help="skip GE and RS (no text generation: much faster)")
+    p.add_argument("--max-length", type=int, default=100, help="generation length in tokens, prompt included")
+    p.add_argument("--top-k", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override an editor hyperparameter (YAML value), e.g. --set layer=5")
+    p.add_argument("--overwrite", action="store_true", help="discard earlier results in the editor's folder")
+    p.add_argument("--no-figures", action="store_true", help="skip distributions.html")
+    p.add_argument("--out", required=True, help="output folder (a rerun resumes)")
+    p.set_defaults(func=run_eval)
+
+    p = sub.add_parser("eval-report", help="rewrite summary.csv, summary.md and figures of an eval folder")
+    p.add_argument("out")
+    p.add_argument("--no-figures", action="store_true")
+    p.set_defaults(func=run_report)
+
+    p = sub.add_parser("sweep", help="edit at every layer and token type and plot ES, PS, NS, S (Figure 5)")
+    p.add_argument("--editor", default="rome", help="an editor with layer and fact_token hyperparameters")
+    p.add_argument("--model", default=None)
+    p.add_argument("--dataset", default="counterfact")
+    p.add_argument("--layers", default=None, help="e.g. 0-17, or 2,5,8 (default: every layer)")
+    p.add_argument("--tokens", default=None, help="fact-token rules, comma-separated (default: all four)")
+    _selection_args(p, default_n=10)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=run_sweep)
+
+
+def _selection_args(p, default_n: int = 100) -> None:
+    p.add_argument("--start", type=int, default=0, help="first record (in file order)")
+    p.add_argument("--n", type=int, default=default_n, help=f"number of records (default {default_n})")
+    p.add_argument("--cases", default=None, help="file of case ids (JSON list or one per line) instead of --start/--n")
+
+
+def parse_overrides(items: list[str]) -> dict:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise FactlocateError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def parse_layers(text: str | None, n_layers: int) -> list[int]:
+    if not text:
+        return list(range(n_layers))
+    layers = []
+    try:
+        for part in text.split(","):
+            a, sep, b = part.partition("-")
+            layers += list(range(int(a), int(b) + 1)) if sep else [int(a)]
+    except ValueError as e:
+        raise FactlocateError(f"--layers expects e.g. 0-17 or 2,5,8, got {text!r}") from e
+    bad = [layer for layer in layers if not 0 <= layer < n_layers]
+    if bad:
+        raise FactlocateError(f"layers {bad} are out of range: this model has layers 0..{n_layers - 1}")
+    return layers
+
+
+def _records(args):
+    from factlocate import datasets
+
+    ds = datasets.load(args.dataset)
+    if ds.note:
+        print(f"factlocate: {ds.note}", file=sys.stderr)
+    ids = datasets.read_case_ids(args.cases) if args.cases else None
+    return ds, ds.select(args.start, args.n, ids)
+
+
+def run_eval(args) -> int:
+    from factlocate.evaluation import report, runner
+    from factlocate.models import DEFAULT_MODEL, load_model
+
+    names = [e.strip() for e in args.editor.split(",") if e.strip()]
+    if not names:
+        raise FactlocateError("--editor is empty")
+    overrides = parse_overrides(args.set)
+    if overrides and len(names) > 1:
+        raise FactlocateError("--set applies to one editor: run the editors separately")
+    params = runner.EvalParams(
+        generation=not args.no_generation, max_length=args.max_length, top_k=args.top_k, seed=args.seed
+    )
+    ds, records = _records(args)
+    reference = None
+    if params.generation and ds.kind == "counterfact":
+        from factlocate.metrics.consistency import canonical_reference
+
+        reference, reason = canonical_reference()
+        if reference is None:
+            print(f"factlocate: RS is unavailable ({reason})", file=sys.stderr)
+    for name in names:  # fail on an unknown editor or bad hyperparameters before loading the model
+        runner.editor_and_hparams(name, args.model or DEFAULT_MODEL, overrides)
+    model = load_model(args.model)
+    for name in names:
+        runner.run(model, ds, records, name, args.out, params, overrides, reference, overwrite=args.overwrite)
+    print(report.write_summary(args.out, figures=not args.no_figures))
+    print(f"wrote {args.out}/summary.md, summary.csv" + ("" if args.no_figures else ", distributions.html"))
+    return 0
+
+
+def run_report(args) -> int:
+    from factlocate.evaluation import report
+
+    print(report.write_summary(args.out, figures=not args.no_figures))
+    return 0
+
+
+def run_sweep(args) -> int:
+    from factlocate import editors
+    from factlocate.evaluation import sweep
+    from factlocate.models import load_model
+
+    ds, records = _records(args)
+    overrides = parse_overrides(args.set)
+    sweep.cell_overrides(editors.get(args.editor), 0, "subject_last", overrides)  # fail before loading
+    model = load_model(args.model)
+    layers = parse_layers(args.layers, int(model.cfg.n_layers))
+    token_rules = [t.strip() for t in args.tokens.split(",")] if args.tokens else None
+    result = sweep.run(model, ds, records, args.editor, layers, token_rules, args.out, overrides)
+    print(result)
+    print(f"wrote {args.out}/sweep.md, sweep.csv, sweep.html")
+    return 0

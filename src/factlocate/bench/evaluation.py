@@ -1,0 +1,79 @@
+"""Benchmark: seconds per case of the CounterFact evaluation, with and without generation.
+
+    python -m factlocate.bench --only evaluation
+
+Times `runner.evaluate` (the metrics of one case on the current weights; an edit's
+own time is the editor's benchmark) on the embedded smollm2-135m, a cached pre-edit
+read, and the scoring batch against scoring each prompt on its own.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+MODEL = "smollm2-135m"
+N_CASES = 3
+N_GEN_CASES = 1
+
+
+def _per_case(fn, records) -> float:
+    t = time.perf_counter()
+    for r in records:
+        fn(r)
+    return (time.perf_counter() - t) / len(records)
+
+
+def run() -> str:
+    from factlocate import datasets, scoring
+    from factlocate.evaluation import runner
+    from factlocate.metrics import counterfact as cf_metrics
+    from factlocate.models import load_model
+
+    os.environ.setdefault("FACTLOCATE_OFFLINE", "1")
+    model = load_model(MODEL)
+    ds = datasets.load("counterfact", allow_download=False)
+    records = ds.select(0, N_CASES)
+    no_gen, gen = runner.EvalParams(generation=False), runner.EvalParams(generation=True)
+    runner.evaluate(model, records[0], no_gen)  # warm-up
+
+    def unbatched(r):  # every (prompt, target) pair in its own forward pass
+        for group in cf_metrics.prompts_of(r).values():
+            for p in group:
+                for t in (r.target_new, r.target_true):
+                    scoring.target_nll(model, [p], [t])
+
+    def one_batch(r):
+        groups = cf_metrics.prompts_of(r).values()
+        prompts = [p for g in groups for p in g for _ in (0, 1)]
+        scoring.target_nll(model, prompts, [r.target_new, r.target_true] * (len(prompts) // 2))
+
+    generated = {}
+
+    def with_generation(r):
+        generated[r.case_id] = runner.evaluate(model, r, gen)
+
+    rows = [
+        ("probabilities (ES..NM), length-bucketed batches", _per_case(lambda r: runner.evaluate(model, r, no_gen), records)),
+        ("probabilities, one padded batch per case", _per_case(one_batch, records)),
+        ("probabilities, one forward per prompt and target", _per_case(unbatched, records[:1])),
+        ("probabilities + generation (GE, 10 x 100 tokens, batched)",
+         _per_case(with_generation, records[:N_GEN_CASES])),
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = runner.PreCache(MODEL, ds, gen, root=Path(tmp))
+        for r in records[:N_GEN_CASES]:
+            cache.put(r, generated[r.case_id])
+        rows.append(("pre-edit metrics from the cache", _per_case(cache.get, records[:N_GEN_CASES])))
+    lines = [
+        f"## Evaluation ({MODEL}, CounterFact sample, seconds per case)",
+        "",
+        "| step | s/case |",
+        "|---|---:|",
+        *(f"| {name} | {sec:.3f} |" for name, sec in rows),
+        "",
+        "A full case costs edit + post + pre; the pre-edit metrics are computed once per model and "
+        "dataset and then read from the cache.",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,105 @@
+"""Evaluation datasets: CounterFact and zsRE, from a local path, the cache or the shipped sample.
+
+    ds = datasets.load("counterfact")            # canonical file if cached/reachable, else the sample
+    ds = datasets.load("counterfact:/path.json") # ROME or EasyEdit format
+    ds = datasets.load("zsre:/path/zsre_mend_eval.json")
+    records = ds.select(start=0, n=100)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from factlocate.datasets import counterfact, download, zsre
+from factlocate.datasets.records import CounterFactRecord, ZsreRecord
+from factlocate.errors import FactlocateError
+
+KINDS = {
+    # kind: (parser, canonical file, shipped sample)
+    "counterfact": (counterfact.parse, "counterfact.json", "counterfact_sample.json"),
+    "zsre": (zsre.parse, "zsre_mend_eval.json", "zsre_sample.json"),
+}
+
+__all__ = ["CounterFactRecord", "Dataset", "ZsreRecord", "load", "read_case_ids"]
+
+
+@dataclass
+class Dataset:
+    kind: str  # counterfact | zsre
+    name: str  # what the source is called in reports and cache keys
+    source: str  # the file read
+    digest: str  # first 16 hex digits of the file's SHA-256
+    records: list = field(repr=False)
+    note: str = ""  # how the source was chosen, for the user
+
+    def select(self, start: int = 0, n: int | None = None, case_ids: list[int] | None = None) -> list:
+        """Records start..start+n in file order, or those with the given case ids (in that order)."""
+        if start < 0 or (n is not None and n < 1):
+            raise FactlocateError("--start must be >= 0 and --n >= 1")
+        if case_ids is not None:
+            by_id = {r.case_id: r for r in self.records}
+            missing = [c for c in case_ids if c not in by_id]
+            if missing:
+                raise FactlocateError(f"case ids {missing[:5]} are not in {self.name} ({self.source})")
+            return [by_id[c] for c in case_ids]
+        if start >= len(self.records):
+            raise FactlocateError(f"--start {start} is past the end of {self.name} ({len(self.records)} records)")
+        return self.records[start : None if n is None else start + n]
+
+
+def _read(path: Path) -> tuple[list, str]:
+    data = path.read_bytes()
+    try:
+        raws = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise FactlocateError(f"{path} is not valid JSON: {e}") from e
+    return raws, hashlib.sha256(data).hexdigest()[:16]
+
+
+def _shipped(name: str) -> Path:
+    return Path(str(resources.files("factlocate.data").joinpath(name)))
+
+
+def load(spec: str = "counterfact", allow_download: bool = True) -> Dataset:
+    """Load `kind` or `kind:PATH` (kind is counterfact or zsre)."""
+    kind, _, path = spec.partition(":")
+    if kind not in KINDS:
+        raise FactlocateError(f"unknown dataset {spec!r}: use counterfact, zsre, counterfact:PATH or zsre:PATH")
+    parse, canonical, sample = KINDS[kind]
+    note = ""
+    if path:
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise FactlocateError(f"dataset file {file} does not exist")
+        name = file.stem if file.stem.startswith(kind) else f"{kind}-{file.stem}"
+    else:
+        file = download.cached(canonical)
+        if file is None and allow_download:
+            try:
+                file = download.fetch(canonical)
+            except FactlocateError as e:
+                note = f"{e}; using the shipped sample"
+        name = kind
+        if file is None:
+            file, name = _shipped(sample), f"{kind}-sample"
+            note = note or "using the shipped sample"
+    raws, digest = _read(file)
+    return Dataset(kind, name, str(file), digest, parse(raws, source=file.name), note)
+
+
+def read_case_ids(path: str | Path) -> list[int]:
+    """Case ids from a JSON list or a text file with one id per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FactlocateError(f"cases file {path} does not exist")
+    text = path.read_text().strip()
+    try:
+        ids = json.loads(text) if text.startswith("[") else [int(x) for x in text.split()]
+    except ValueError as e:
+        raise FactlocateError(f"{path}: expected a JSON list of case ids or one id per line") from e
+    if not ids or not all(isinstance(i, int) for i in ids):
+        raise FactlocateError(f"{path}: expected a non-empty list of integer case ids")
+    return ids

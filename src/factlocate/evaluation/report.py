@@ -1,0 +1,131 @@
+"""Reports of an output folder: summary.csv, summary.md and distributions.html.
+
+One row per editor (its "post" metrics) plus one "unedited" row per model (the
+"pre" metrics of every case any editor evaluated), with the columns of the
+paper's Table 2 (CounterFact) or Table 1 (zsRE).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from pathlib import Path
+
+from factlocate.errors import FactlocateError
+from factlocate.io import read_json, write_text
+from factlocate.metrics import summary as summ
+from factlocate.evaluation.runner import UNEDITED
+
+GE_NOTE = (
+    "GE is the n-gram entropy of top-k samples x100 (words from nltk.word_tokenize with "
+    "preserve_line=True: no punkt sentence splitting)."
+)
+
+
+def load_run(folder: str | Path) -> dict | None:
+    """One editor folder: {"name", "params", "cases": [case dicts by case id]}, None if empty."""
+    folder = Path(folder)
+    if not (folder / "params.json").exists():
+        return None
+    cases = sorted((read_json(p) for p in (folder / "cases").glob("*.json")), key=lambda c: c["case_id"])
+    return {"name": folder.name, "params": read_json(folder / "params.json"), "cases": cases} if cases else None
+
+
+def load_runs(out: str | Path) -> list[dict]:
+    """Every editor folder under `out` that holds finished cases, by name."""
+    runs = [load_run(p.parent) for p in sorted(Path(out).glob("*/params.json"))]
+    return [r for r in runs if r is not None]
+
+
+def rows(runs: list[dict]) -> tuple[str, list[tuple[str, str, dict]], dict[str, dict[str, list]]]:
+    """(dataset kind, table rows, per-row per-metric case values for the figures)."""
+    kinds = {r["params"]["dataset"]["kind"] for r in runs}
+    if len(kinds) > 1:
+        raise FactlocateError(f"the output folder mixes datasets {sorted(kinds)}: use one folder per dataset")
+    kind = kinds.pop()
+    pre: dict[str, dict[int, dict]] = {}  # model -> case_id -> pre scores
+    for run in runs:
+        for c in run["cases"]:
+            pre.setdefault(run["params"]["model"], {})[c["case_id"]] = c["pre"]["scores"]
+    table, values = [], {}
+    for model, by_case in pre.items():
+        scores = [by_case[k] for k in sorted(by_case)]
+        table.append((model, UNEDITED, summ.summarize(scores, kind)))
+        values[f"{model} {UNEDITED}"] = scores
+    for run in runs:
+        if run["params"]["editor"] == UNEDITED:
+            continue
+        scores = [c["post"]["scores"] for c in run["cases"]]
+        table.append((run["params"]["model"], run["name"], summ.summarize(scores, kind)))
+        values[f"{run['params']['model']} {run['name']}"] = scores
+    return kind, table, values
+
+
+def seconds_per_case(run: dict) -> float:
+    """Median seconds per case (edit + post + pre): robust to one-time costs such as key statistics."""
+    return float(statistics.median(sum(c.get("time", {}).values()) for c in run["cases"]))
+
+
+def markdown(runs: list[dict], kind: str, table) -> str:
+    datasets = sorted({f"{r['params']['dataset']['name']} ({r['params']['dataset']['digest']})" for r in runs})
+    lines = [
+        f"# {'CounterFact' if kind == 'counterfact' else 'zsRE'} evaluation",
+        "",
+        f"Dataset: {', '.join(datasets)}. Means x100 over cases, 95% CI (1.96 std/sqrt(n)) in parentheses; "
+        "S is the harmonic mean of " + ", ".join(summ.SCORE_OF[kind]) + ".",
+        "",
+        summ.to_markdown(table, kind),
+        "",
+    ]
+    if kind == "counterfact":
+        gen = [r for r in runs if r["params"]["eval"]["generation"]]
+        lines.append(GE_NOTE if gen else "GE and RS: not computed (run without --no-generation).")
+        if any(s["RS"] is None for _, _, s in table) and gen:
+            lines.append("RS is n/a: ROME's attribute snippets (attribute_snippets.json) are unavailable.")
+        lines.append("")
+    lines += ["| run | model | cases | median seconds per case (edit + post + pre) |", "|---|---|---:|---:|"]
+    for r in runs:
+        lines.append(f"| {r['name']} | {r['params']['model']} | {len(r['cases'])} | {seconds_per_case(r):.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def figure(kind: str, values: dict[str, list[dict]]):
+    """Histograms of every per-case metric, one trace per row (Appendix Figure 24 style)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    metrics = [c for c in summ.COLUMNS[kind] if c != "S"]
+    metrics = [m for m in metrics if any(s.get(m) is not None for v in values.values() for s in v)]
+    cols = 4
+    nrows = (len(metrics) + cols - 1) // cols
+    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=metrics)
+    for i, m in enumerate(metrics):
+        for j, (label, scores) in enumerate(values.items()):
+            xs = [s[m] * 100 for s in scores if s.get(m) is not None]
+            fig.add_trace(
+                go.Histogram(x=xs, name=label, legendgroup=label, showlegend=i == 0, opacity=0.6,
+                             marker_color=f"hsl({(j * 67) % 360},60%,45%)"),
+                row=i // cols + 1, col=i % cols + 1,
+            )
+    fig.update_layout(barmode="overlay", title="Per-case metric distributions (x100)", height=320 * nrows)
+    return fig
+
+
+def write_summary(out: str | Path, figures: bool = True) -> str:
+    """Write summary.csv, summary.md (and distributions.html); return the markdown."""
+    out = Path(out)
+    runs = load_runs(out)
+    if not runs:
+        raise FactlocateError(f"{out} holds no finished cases")
+    kind, table, values = rows(runs)
+    md = markdown(runs, kind, table)
+    write_text(out / "summary.md", md)
+    buf = io.StringIO()
+    flat = summ.to_csv_rows(table, kind)
+    writer = csv.DictWriter(buf, fieldnames=list(flat[0]))
+    writer.writeheader()
+    writer.writerows(flat)
+    write_text(out / "summary.csv", buf.getvalue())
+    if figures:
+        write_text(out / "distributions.html", figure(kind, values).to_html(include_plotlyjs=True, full_html=True))
+    return md

@@ -1,0 +1,194 @@
+"""The evaluation protocol: edit, evaluate "post", restore exactly, evaluate "pre".
+
+For each case the editor computes its deltas from the original weights; the
+metrics run with the deltas applied ("post"), the deltas are reverted
+(bit-exactly, see `factlocate.deltas`), and the unedited metrics ("pre") are
+read from a cache keyed by model and dataset, or computed and cached.
+
+Layout of an output folder (one sub-folder per editor, so several editors sit
+side by side in one report):
+
+    OUT/<editor>/params.json         model, dataset, hyperparameters, evaluation settings
+    OUT/<editor>/cases/<case_id>.json  {"case_id", "requested_rewrite", "time", "post", "pre"}
+
+Each case file is written atomically as soon as the case finishes, so a rerun
+with the same parameters resumes where an interrupted run stopped.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from factlocate.errors import FactlocateError
+from factlocate.io import read_json, to_jsonable, write_json
+from factlocate.metrics import counterfact as cf_metrics
+from factlocate.metrics import zsre as zsre_metrics
+
+UNEDITED = "unedited"
+METRICS_VERSION = 1  # bump when a metric's definition changes: invalidates the pre-edit cache
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    """How cases are evaluated (shared by pre and post, part of every cache key)."""
+
+    generation: bool = True  # GE and RS need sampled generations (CounterFact only)
+    max_length: int = 100  # generation length in tokens, counting the prompt
+    top_k: int = 5
+    seed: int = 0  # generation seed; case c samples with seed + c
+
+    def __post_init__(self):
+        if self.max_length < 2:
+            raise FactlocateError(f"max_length must be at least 2, got {self.max_length}")
+        if self.top_k < 1:
+            raise FactlocateError(f"top_k must be at least 1, got {self.top_k}")
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def record_digest(record) -> str:
+    return _digest(dataclasses.asdict(record))
+
+
+def evaluate(model, record, params: EvalParams, reference=None) -> dict:
+    """Every metric of one record on the model as it is now; per-case scores under "scores"."""
+    if record.kind == "zsre":
+        out = zsre_metrics.token_correct(model, record)
+        out["scores"] = zsre_metrics.case_scores(out)
+        return out
+    out = cf_metrics.prompt_nlls(model, record)
+    scores = cf_metrics.case_scores(out)
+    if params.generation and record.generation_prompts:
+        gen = cf_metrics.generation_metrics(
+            model, record, params.max_length, params.top_k, params.seed + record.case_id, reference
+        )
+        out.update(gen)
+        scores["GE"], scores["RS"] = gen["ngram_entropy"], gen["reference_score"]
+    out["scores"] = scores
+    return out
+
+
+def model_key(model) -> str:
+    spec = str(getattr(model, "factlocate_spec", None) or model.cfg.model_name)
+    return spec
+
+
+class PreCache:
+    """Pre-edit metrics per case, stored under the cache folder per model, dataset and settings."""
+
+    def __init__(self, model_spec: str, dataset, params: EvalParams, root: Path | None = None):
+        from factlocate.models import cache_dir
+
+        key = _digest([model_spec, dataset.digest, dataclasses.asdict(params), METRICS_VERSION])
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model_spec).strip("_")[-60:]
+        self.folder = (root or cache_dir() / "eval-pre") / safe / f"{dataset.name}-{key}"
+
+    def get(self, record) -> dict | None:
+        path = self.folder / f"{record.case_id}.json"
+        if not path.exists():
+            return None
+        entry = read_json(path)
+        return entry["pre"] if entry.get("record") == record_digest(record) else None
+
+    def put(self, record, pre: dict) -> None:
+        write_json(self.folder / f"{record.case_id}.json", {"record": record_digest(record), "pre": pre})
+
+
+def run_case(model, record, editor, hparams, params: EvalParams, pre_cache: PreCache | None, reference=None) -> dict:
+    """One case under the protocol: edit, post, revert, pre. `editor` None means unedited."""
+    request = record.request()
+    case = {"case_id": record.case_id, "requested_rewrite": dataclasses.asdict(request), "time": {}}
+    if editor is not None:
+        t0 = time.perf_counter()
+        result = editor.compute_edit(model, [request], hparams, progress=False)
+        t1 = time.perf_counter()
+        with result.applied(model):
+            case["post"] = evaluate(model, record, params, reference)
+        case["time"] = {"edit": t1 - t0, "post": time.perf_counter() - t1}
+        case["edit_timings"] = dict(result.timings)  # the editor's own breakdown (one-time costs included)
+    t2 = time.perf_counter()
+    pre = pre_cache.get(record) if pre_cache else None
+    if pre is None:
+        pre = evaluate(model, record, params, reference)
+        if pre_cache:
+            pre_cache.put(record, pre)
+    case["pre"] = pre
+    case["time"]["pre"] = time.perf_counter() - t2
+    return case
+
+
+def editor_and_hparams(name: str, model_spec: str, overrides: dict | None = None, module=None):
+    """The editor module (None for unedited) and its hyperparameters from configs/."""
+    if name == UNEDITED:
+        if overrides:
+            raise FactlocateError("the unedited model takes no hyperparameters")
+        return None, None
+    from factlocate import editors
+    from factlocate.editors.base import load_hparams
+
+    module = module or editors.get(name)
+    return module, load_hparams(module.HParams, name, model_spec, overrides)
+
+
+def _check_params(path: Path, params: dict, overwrite: bool) -> None:
+    """Write params.json, or refuse to mix results of different settings in one folder."""
+    params = json.loads(json.dumps(to_jsonable(params), default=str))
+    if path.exists() and not overwrite:
+        old = read_json(path)
+        changed = sorted(k for k in set(old) | set(params) if old.get(k) != params.get(k))
+        if changed:
+            raise FactlocateError(
+                f"{path.parent} holds results of a run with different {', '.join(changed)}; "
+                "use another --out, or --overwrite to discard them"
+            )
+    write_json(path, params)
+
+
+def run(
+    model, dataset, records: list, editor: str, out: str | Path, params: EvalParams | None = None,
+    overrides: dict | None = None, reference=None, module=None, overwrite: bool = False,
+    progress: bool = True, pre_cache: bool = True, folder_name: str | None = None,
+) -> Path:
+    """Evaluate `editor` ("unedited" for none) on `records`, resuming finished cases.
+
+    Returns the editor's folder. `module` replaces the registered editor module
+    (any object with HParams and compute_edit); `folder_name` defaults to `editor`.
+    """
+    params = params or EvalParams()
+    spec = model_key(model)
+    module, hparams = editor_and_hparams(editor, spec, overrides, module)
+    folder = Path(out) / (folder_name or editor)
+    cases = folder / "cases"
+    if overwrite and cases.exists():
+        for f in cases.glob("*.json"):
+            f.unlink()
+    run_params = {
+        "model": spec,
+        "editor": editor,
+        "hparams": dataclasses.asdict(hparams) if hparams is not None else None,
+        "dataset": {"kind": dataset.kind, "name": dataset.name, "digest": dataset.digest},
+        "eval": dataclasses.asdict(params),
+        "metrics_version": METRICS_VERSION,
+    }
+    _check_params(folder / "params.json", run_params, overwrite)
+    cache = PreCache(spec, dataset, params) if pre_cache else None
+    todo = [r for r in records if not (cases / f"{r.case_id}.json").exists()]
+    bar = tqdm(
+        total=len(records), initial=len(records) - len(todo), desc=f"{editor} on {dataset.name}",
+        unit="case", disable=not progress, dynamic_ncols=True,
+    )
+    with bar:
+        for record in todo:
+            case = run_case(model, record, module, hparams, params, cache, reference)
+            write_json(cases / f"{record.case_id}.json", case)
+            bar.update()
+    return folder

@@ -1,0 +1,118 @@
+"""The layer x token sweep of the paper's Figure 5.
+
+For every (fact-token rule, layer) cell, the editor edits each case with its key
+taken at that token and written at that layer; ES, PS, NS and S of the edited
+model are collected into heatmaps. Each cell is an ordinary evaluation run
+(OUT/runs/<editor>-L<layer>-<token>/), so an interrupted sweep resumes.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from factlocate.errors import FactlocateError
+from factlocate.evaluation import report, runner
+from factlocate.io import write_text
+from factlocate.metrics import summary as summ
+
+TOKEN_RULES = {
+    "subject_first": "first subject token",
+    "subject_last": "last subject token",
+    "subject_first_after_last": "first token after the subject",
+    "last": "last token",
+}
+METRICS = ("ES", "PS", "NS", "S")
+
+
+def cell_overrides(module, layer: int, token: str, overrides: dict) -> dict:
+    """Hyperparameter overrides that put the edit at `layer` with the key at `token`."""
+    fields = {f.name for f in dataclasses.fields(module.HParams)}
+    if "fact_token" not in fields or not fields & {"layer", "layers"}:
+        raise FactlocateError("the sweep needs an editor with fact_token and layer(s) hyperparameters, e.g. rome")
+    out = dict(overrides)
+    out["fact_token"] = token
+    if "layers" in fields:
+        out["layers"] = [layer]
+    else:
+        out["layer"] = layer
+    return out
+
+
+def run(model, dataset, records, editor: str, layers: list[int], tokens: list[str] | None,
+        out: str | Path, overrides: dict | None = None, module=None, progress: bool = True) -> str:
+    """Run every cell (resuming finished cases), write sweep.csv/.md/.html; return the markdown."""
+    from factlocate import editors
+
+    if dataset.kind != "counterfact":
+        raise FactlocateError("the sweep uses CounterFact's ES, PS and NS: pass a counterfact dataset")
+    tokens = tokens or list(TOKEN_RULES)
+    unknown = [t for t in tokens if t not in TOKEN_RULES]
+    if unknown:
+        raise FactlocateError(f"unknown token rules {unknown}; choose from {', '.join(TOKEN_RULES)}")
+    module = module or editors.get(editor)
+    out = Path(out)
+    params = runner.EvalParams(generation=False)
+    grid: dict[str, dict[tuple[str, int], float | None]] = {m: {} for m in METRICS}
+    cells = [(t, layer) for t in tokens for layer in layers]
+    for token, layer in tqdm(cells, desc=f"sweep {editor}", unit="cell", disable=not progress):
+        name = f"{editor}-L{layer}-{token}"
+        folder = runner.run(
+            model, dataset, records, editor, out / "runs", params,
+            cell_overrides(module, layer, token, overrides or {}), module=module,
+            progress=False, folder_name=name,
+        )
+        cases = report.load_run(folder)["cases"]
+        s = summ.summarize([c["post"]["scores"] for c in cases], "counterfact")
+        for m in METRICS:
+            grid[m][(token, layer)] = None if s[m] is None else s[m][0]
+    md = _markdown(grid, tokens, layers, editor, len(records))
+    write_text(out / "sweep.md", md)
+    write_text(out / "sweep.csv", _csv(grid, tokens, layers))
+    write_text(out / "sweep.html", _figure(grid, tokens, layers, editor).to_html(include_plotlyjs=True))
+    return md
+
+
+def _markdown(grid, tokens, layers, editor, n) -> str:
+    lines = [f"# {editor} layer x token sweep ({n} cases; post-edit metrics x100)", ""]
+    for m in METRICS:
+        lines += [f"## {m}", "", "| token | " + " | ".join(f"L{layer}" for layer in layers) + " |",
+                  "|---|" + "---:|" * len(layers)]
+        for t in tokens:
+            vals = [grid[m][(t, layer)] for layer in layers]
+            lines.append(f"| {TOKEN_RULES[t]} | " + " | ".join("n/a" if v is None else f"{v:.1f}" for v in vals) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _csv(grid, tokens, layers) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["token", "layer", *METRICS])
+    for t in tokens:
+        for layer in layers:
+            values = [grid[m][(t, layer)] for m in METRICS]
+            w.writerow([t, layer, *("" if v is None else round(v, 4) for v in values)])
+    return buf.getvalue()
+
+
+def _figure(grid, tokens, layers, editor):
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    fig = make_subplots(rows=len(METRICS), cols=1, subplot_titles=METRICS, vertical_spacing=0.08)
+    for i, m in enumerate(METRICS):
+        z = [[grid[m][(t, layer)] for layer in layers] for t in tokens]
+        fig.add_trace(
+            go.Heatmap(z=z, x=layers, y=[TOKEN_RULES[t] for t in tokens], zmin=0, zmax=100,
+                       colorscale="Purples", showscale=i == 0,
+                       hovertemplate="layer %{x}<br>%{y}<br>%{z:.1f}<extra></extra>"),
+            row=i + 1, col=1,
+        )
+        fig.update_xaxes(title_text="edited layer", row=i + 1, col=1)
+    fig.update_layout(title=f"{editor}: post-edit ES, PS, NS and S by edited layer and key token",
+                      height=260 * len(METRICS), width=max(600, 40 * len(layers) + 300))
+    return fig
