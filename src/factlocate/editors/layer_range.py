@@ -1,0 +1,110 @@
+"""Choose editing layers from causal traces: MEMIT's range R and AttnEdit's layer.
+
+MEMIT (appendix A) edits the layers where the gap between the ordinary and the
+MLP-severed indirect effect of the hidden state at the last subject token is
+largest: there the MLPs carry the effect. For each fact,
+
+    gap[l] = p(answer | h_l restored) - p(answer | h_l restored, MLPs held corrupted)
+
+averaged over facts; R is the window of `width` consecutive layers with the
+largest summed gap.
+
+AttnEdit's layer is the centre of high attention effect at the last token: the
+effect-weighted mean layer of the attention traces (window 10) over the layers
+whose mean effect is at least half of the largest.
+
+    python -m factlocate.editors.layer_range --model smollm2-135m --n 20 --width 6
+"""
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from factlocate.errors import FactlocateError
+
+
+def facts(n: int, start: int = 0) -> list[tuple[str, str]]:
+    """(prompt, subject) pairs of the shipped known facts."""
+    from factlocate.tracing.facts import load_facts
+
+    rows = load_facts()[start : start + n]
+    return [(r["prompt"], r["subject"]) for r in rows]
+
+
+def severed_gap(model, pairs, samples: int = 10, noise: str = "s3", seed: int = 1, progress: bool = True):
+    """Mean over facts of (ordinary - MLP-severed) hidden-state effect at the last subject token, per layer."""
+    from factlocate.tracing import resolve_noise, trace
+
+    if not pairs:
+        raise FactlocateError("no facts to trace")
+    noise_obj = resolve_noise(model, noise)
+    gaps = []
+    for prompt, subject in tqdm(pairs, desc="severed traces", disable=not progress):
+        common = dict(samples=samples, noise=noise_obj, seed=seed, token_range="subject_last")
+        plain = trace(model, prompt, subject, "hidden", **common)
+        severed = trace(model, prompt, subject, "hidden", sever="mlp", **common)
+        gaps.append(np.asarray(plain.scores[0]) - np.asarray(severed.scores[0]))
+    return np.mean(gaps, axis=0)
+
+
+def best_window(values, width: int) -> list[int]:
+    """The `width` consecutive layers with the largest summed value."""
+    values = np.asarray(values, dtype=float)
+    if not 1 <= width <= len(values):
+        raise FactlocateError(f"width must be between 1 and {len(values)}, got {width}")
+    sums = np.convolve(values, np.ones(width), mode="valid")
+    start = int(np.argmax(sums))
+    return list(range(start, start + width))
+
+
+def attention_effect(model, pairs, samples: int = 10, noise: str = "s3", seed: int = 1, progress: bool = True):
+    """Mean over facts of the attention (window 10) indirect effect at the last token, per layer."""
+    from factlocate import tokens
+    from factlocate.tracing import resolve_noise, trace
+
+    noise_obj = resolve_noise(model, noise)
+    effects = []
+    for prompt, subject in tqdm(pairs, desc="attention traces", disable=not progress):
+        last = len(tokens.encode(model, prompt)) - 1
+        r = trace(model, prompt, subject, "attn", samples=samples, noise=noise_obj, seed=seed, token_range=[last])
+        effects.append(np.asarray(r.scores[0]) - r.low_score)
+    return np.mean(effects, axis=0)
+
+
+def centre_layer(effect) -> int:
+    """Effect-weighted mean layer over the layers with at least half the largest effect."""
+    effect = np.asarray(effect, dtype=float)
+    keep = effect >= 0.5 * effect.max()
+    layers = np.arange(len(effect))[keep]
+    return int(round(float(np.average(layers, weights=effect[keep]))))
+
+
+def main(argv=None) -> None:
+    from factlocate import load_model
+
+    p = argparse.ArgumentParser(description="suggest MEMIT's layer range and AttnEdit's layer from traces")
+    p.add_argument("--model", default=None)
+    p.add_argument("--n", type=int, default=20, help="number of known facts to trace")
+    p.add_argument("--width", type=int, default=5, help="number of layers in MEMIT's range")
+    p.add_argument("--samples", type=int, default=10)
+    p.add_argument("--attention", action="store_true", help="also suggest AttnEdit's layer")
+    args = p.parse_args(argv)
+    model = load_model(args.model)
+    pairs = facts(args.n)
+    gap = severed_gap(model, pairs, samples=args.samples)
+    print("layer  gap(ordinary - MLP severed)")
+    for l, g in enumerate(gap):
+        print(f"{l:5d}  {g:+.4f}")
+    print(f"memit layers: {best_window(gap, args.width)}")
+    if args.attention:
+        eff = attention_effect(model, pairs, samples=args.samples)
+        print("layer  attention effect at the last token")
+        for l, e in enumerate(eff):
+            print(f"{l:5d}  {e:+.4f}")
+        print(f"attn-edit layer: {centre_layer(eff)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,201 @@
+"""MEMIT (Meng et al. 2023): edit many facts at once, spread over a range of MLP layers R.
+
+For N requests, with L = the last layer of R:
+
+1. Targets. For each request, z_i = h_L + delta_i, with h_L the residual output
+   of block L at the last subject token, and delta_i optimised like ROME's v*
+   (`target_vector.optimise` at `arch.hook_resid(L)`): the rewriting prompts are
+   "{}" and 5 generated 10-token contexts filled with the prompt and the target
+   prefix, plus the KL prompt "{} is a"; loss = NLL + kl_factor * KL +
+   v_weight_decay * |delta| / |h_L|^2, |delta| clamped to clamp_norm_factor * |h_L|.
+2. For each layer l of R in order, on the weights edited so far:
+   K   = keys at layer l: per request 0.5 * (plain-prompt key) + 0.5 * (mean key
+         over the generated contexts)                             [d_mlp, N]
+   cur = block-L residual at the last subject token of the plain prompts
+   resid = (Z - cur) / (number of layers of R from l on)          [d_model, N]
+   dW  = resid ((lambda C + K K^T)^-1 K)^T   (float64 solve)       [d_model, d_mlp]
+   with C = E[k k^T] the key second moment of layer l (`key_stats`), lambda =
+   mom2_update_weight; W_l += dW before the next layer's keys are computed.
+3. The weights are restored; the result holds one delta per layer of R.
+
+Two requests for the same subject and relation with different targets are rejected.
+"""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import torch
+from jaxtyping import Float
+from tqdm.auto import tqdm
+
+from factlocate import arch, tokens
+from factlocate import deltas as deltas_mod
+from factlocate.deltas import WeightDelta
+from factlocate.editors import context_templates as ctx
+from factlocate.editors import key_stats, keys, target_vector
+from factlocate.editors.base import EditRequest, EditResult
+from factlocate.editors.common import check_layers, check_no_conflicts, check_options, check_requests, request_probs
+from factlocate.errors import FactlocateError
+
+NAME = "memit"
+
+
+@dataclass
+class HParams:
+    layers: list[int] = field(default_factory=lambda: [3, 4, 5, 6, 7, 8])
+    fact_token: str = "subject_last"
+    v_num_grad_steps: int = 25
+    v_lr: float = 0.5
+    v_weight_decay: float = 0.5
+    clamp_norm_factor: float = 0.75
+    kl_factor: float = 0.0625
+    mom2_update_weight: float = 15000.0
+    mom2_adjustment: bool = True  # False: C = identity (no key statistics)
+    stats_corpus: str = key_stats.DEFAULT_CORPUS
+    stats_tokens: int = 200_000
+    stats_dtype: str = "float64"
+    context_lengths: list[list[int]] = field(default_factory=lambda: [[10, 5]])
+    seed: int = 0
+
+    def __post_init__(self):
+        if isinstance(self.layers, int):
+            self.layers = [self.layers]
+        if not self.layers:
+            raise FactlocateError("memit needs a non-empty layer range (layers: [..])")
+        if any(not isinstance(l, int) or l < 0 for l in self.layers):
+            raise FactlocateError(f"layers must be non-negative integers, got {self.layers}")
+        if self.fact_token not in keys.FACT_TOKENS:
+            raise FactlocateError(f"unknown fact_token {self.fact_token!r}; choose from {', '.join(keys.FACT_TOKENS)}")
+        if not isinstance(self.v_num_grad_steps, int) or self.v_num_grad_steps < 1:
+            raise FactlocateError("v_num_grad_steps must be a positive integer")
+        for name in ("v_lr", "clamp_norm_factor", "mom2_update_weight"):
+            if not getattr(self, name) > 0:
+                raise FactlocateError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("v_weight_decay", "kl_factor"):
+            if getattr(self, name) < 0:
+                raise FactlocateError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.stats_tokens < 1:
+            raise FactlocateError("stats_tokens must be positive")
+
+
+def fact_positions(model, texts: list[str], subjects: list[str], fact_token: str) -> list[int]:
+    return [keys.lookup_position(model, t, s, fact_token) for t, s in zip(texts, subjects)]
+
+
+@torch.no_grad()
+def residual_at(model, texts: list[str], positions: list[int], layer: int) -> Float[torch.Tensor, "n d_model"]:
+    """The residual output of block `layer` at `positions[i]` of `texts[i]`."""
+    ids, mask = tokens.batch(model, [tokens.encode(model, t) for t in texts])
+    seen = {}
+
+    def keep(act, hook):
+        seen["h"] = act
+        return act
+
+    with model.hooks(fwd_hooks=[(arch.hook_resid(layer), keep)]):
+        model(ids, attention_mask=mask, stop_at_layer=layer + 1)
+    rows = torch.arange(len(texts), device=ids.device)
+    return seen["h"][rows, torch.tensor(positions, device=ids.device)].float()
+
+
+def layer_keys(model, requests: list[EditRequest], templates: list[str], layer: int, fact_token: str):
+    """K [d_mlp, N]: per request, the mean over context types of the mean key within each type.
+
+    Type 1 is the plain prompt ("{}"), type 2 the generated contexts.
+    """
+    generated = [t for t in templates if t != "{}"]
+    out = []
+    for r in requests:
+        texts = [r.text] + [t.format(r.prompt).format(r.subject) for t in generated]
+        pos = fact_positions(model, texts, [r.subject] * len(texts), fact_token)
+        k = keys.keys_and_values(model, texts, pos, layer)[0]
+        out.append(0.5 * k[0] + 0.5 * k[1:].mean(0) if generated else k[0])
+    return torch.stack(out, dim=1)
+
+
+def compute_targets(model, requests, templates, hp: HParams, progress: bool = True):
+    """Z [d_model, N] at the last layer of R, and per-request optimisation logs."""
+    z_layer = max(hp.layers)
+    hook = arch.hook_resid(z_layer)
+    zs, logs = [], []
+    for r in tqdm(requests, desc="memit targets", disable=not progress, leave=False):
+        torch.manual_seed(hp.seed)
+        batch = target_vector.build_batch(model, r.prompt, r.subject, r.target_new, templates, hp.fact_token)
+        res = target_vector.optimise(
+            model, batch, hook, z_layer,
+            v_num_grad_steps=hp.v_num_grad_steps, v_lr=hp.v_lr, v_weight_decay=hp.v_weight_decay,
+            clamp_norm_factor=hp.clamp_norm_factor, kl_factor=hp.kl_factor,
+        )
+        zs.append(res.target)
+        logs.append(res.losses[-1] if res.losses else {})
+    return torch.stack(zs, dim=1), logs
+
+
+def second_moment(model, layer: int, hp: HParams, progress: bool = True) -> torch.Tensor:
+    if not hp.mom2_adjustment:
+        return torch.eye(int(model.cfg.d_mlp), dtype=torch.float64)
+    stats = key_stats.key_stats(
+        model, layer, corpus=hp.stats_corpus, tokens_budget=hp.stats_tokens, dtype=hp.stats_dtype,
+        progress=progress,
+    )
+    return stats.cov.to(torch.float64)
+
+
+def compute_edit(model, requests, hparams: HParams, progress: bool = True, templates=None, **options) -> EditResult:
+    """Edit all `requests` at once over `hparams.layers`; the weights are left as found."""
+    check_options(NAME, options)
+    requests = check_requests(requests)
+    check_no_conflicts(requests)
+    layers = check_layers(model, hparams.layers)
+    for r in requests:  # fail early on a subject missing from its prompt
+        tokens.subject_range(model, r.text, r.subject)
+    start = time.perf_counter()
+    timings = {}
+    before = request_probs(model, requests)
+    if templates is None:
+        lengths = tuple(tuple(x) for x in hparams.context_lengths)
+        templates = ctx.context_templates(model, lengths, seed=hparams.seed)
+    templates = ctx.check(templates)
+    if hparams.mom2_adjustment:  # every layer's statistics in one pass over the corpus (cached)
+        key_stats.key_stats(model, layers, corpus=hparams.stats_corpus, tokens_budget=hparams.stats_tokens,
+                            dtype=hparams.stats_dtype, progress=progress)
+    t = time.perf_counter()
+    zs, z_logs = compute_targets(model, requests, templates, hparams, progress)
+    timings["targets"] = time.perf_counter() - t
+    z_layer = layers[-1]
+    plain = [r.text for r in requests]
+    plain_pos = fact_positions(model, plain, [r.subject for r in requests], hparams.fact_token)
+    deltas: list[WeightDelta] = []
+    norms = []
+    t = time.perf_counter()
+    try:
+        for i, layer in enumerate(tqdm(layers, desc="memit layers", disable=not progress, leave=False)):
+            k = layer_keys(model, requests, templates, layer, hparams.fact_token).double()  # [d_mlp, N]
+            cur = residual_at(model, plain, plain_pos, z_layer).T.double()  # [d_model, N]
+            resid = (zs.double() - cur) / (len(layers) - i)
+            cov = second_moment(model, layer, hparams, progress=False).to(k.device)
+            adj_k = torch.linalg.solve(hparams.mom2_update_weight * cov + k @ k.T, k)  # [d_mlp, N]
+            upd = (resid @ adj_k.T).T  # [d_mlp, d_model]
+            w = arch.mlp_out_weight(model, layer)
+            delta = WeightDelta(arch.mlp_out_name(model, layer), arch.to_storage(model, upd.to(w.dtype)))
+            delta.apply(model)  # the next layer's keys see this layer's edit
+            deltas.append(delta)
+            norms.append({"layer": layer, "resid_norm": float(resid.norm()), "update_norm": float(upd.norm())})
+    finally:
+        deltas_mod.revert(model, [d for d in deltas if d.applied])
+    timings["layers"] = time.perf_counter() - t
+    with deltas_mod.applied(model, deltas):
+        after = request_probs(model, requests)
+    timings["total"] = time.perf_counter() - start
+    return EditResult(
+        editor=NAME,
+        requests=requests,
+        deltas=deltas,
+        hparams=dataclasses.asdict(hparams),
+        timings=timings,
+        probs_before=before,
+        probs_after=after,
+        extra={"templates": templates, "target_losses": z_logs, "layer_norms": norms},
+    )
