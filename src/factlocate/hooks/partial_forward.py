@@ -21,6 +21,7 @@ import torch
 from jaxtyping import Float, Int
 
 from factlocate import arch
+from factlocate.hooks.skipping import skip_blocks
 
 
 class _Stop(Exception):
@@ -57,24 +58,6 @@ def prefix(model, ids: Int[torch.Tensor, "batch pos"], mask: torch.Tensor | None
     return Prefix(layer, resid.detach(), seen.get("tuple", False))
 
 
-@contextlib.contextmanager
-def _identity_blocks(model, below: int, tuple_output: bool):
-    """Make blocks 0..below-1 return their input unchanged (their result is discarded anyway)."""
-
-    def identity(*args, **kwargs):
-        h = args[0] if args else kwargs["hidden_states"]
-        return (h, None) if tuple_output else h
-
-    patched = [b.original_component for b in model.blocks[:below]]
-    for module in patched:
-        module.forward = identity
-    try:
-        yield
-    finally:
-        for module in patched:
-            del module.forward  # back to the class's forward
-
-
 def final_logits(model, resid: Float[torch.Tensor, "n d_model"]) -> Float[torch.Tensor, "n vocab"]:
     """Final norm, unembedding and (Gemma) soft-capping of residual vectors after the last block."""
     logits = model.unembed(model.ln_final(resid.unsqueeze(0)))[0]
@@ -100,7 +83,7 @@ def logits_at(
         raise _Stop(resid)
 
     hooks = [*fwd_hooks, (last, stop)]
-    skip = _identity_blocks(model, prefix.layer, prefix.tuple_output) if prefix else contextlib.nullcontext()
+    skip = skip_blocks(model, prefix.layer, prefix.tuple_output) if prefix else contextlib.nullcontext()
     try:
         with skip, model.hooks(fwd_hooks=hooks):
             if prefix is None:
