@@ -23,8 +23,13 @@ class HParams(finetune.FinetuneHParams):
 
 def compute_edit(model, requests, hparams: HParams, progress: bool = True, **options):
     """Fine-tune the MLP output module of `hparams.layer` towards `requests`."""
-    check_options(NAME, options)
+    return finetune_mlp_out(NAME, model, requests, hparams, progress, options)
+
+
+def finetune_mlp_out(name: str, model, requests, hparams, progress: bool, options: dict):
+    """The FT family's edit: fine-tune the weight and bias of one layer's MLP output module."""
+    check_options(name, options)
     requests = check_requests(requests)
     arch.check_layer(model, hparams.layer)
     names = finetune.mlp_out_names(model, hparams.layer)
-    return finetune.run(NAME, model, requests, hparams, names, progress=progress)
+    return finetune.run(name, model, requests, hparams, names, progress=progress)

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from factlocate import arch
 from factlocate.editors import finetune
-from factlocate.editors.common import check_options, check_requests
+from factlocate.editors.ft import finetune_mlp_out
 from factlocate.errors import FactlocateError
 
 NAME = "ft-l"
@@ -29,8 +28,4 @@ class HParams(finetune.FinetuneHParams):
 
 def compute_edit(model, requests, hparams: HParams, progress: bool = True, **options):
     """Fine-tune the MLP output module of `hparams.layer`, clamped to +-eps."""
-    check_options(NAME, options)
-    requests = check_requests(requests)
-    arch.check_layer(model, hparams.layer)
-    names = finetune.mlp_out_names(model, hparams.layer)
-    return finetune.run(NAME, model, requests, hparams, names, progress=progress)
+    return finetune_mlp_out(NAME, model, requests, hparams, progress, options)
