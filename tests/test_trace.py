@@ -41,6 +41,20 @@ def test_batched_equals_naive(tiny_model):
         assert fast.answer_id == slow.answer_id
 
 
+def test_prefix_cache_forward_equals_full_forward(tiny_model):
+    """The engine runs positions t.. on the corrupted pass's cached keys/values of 0..t-1."""
+    from factlocate.tracing.prefix_cache import prefix_cache
+
+    ids = torch.tensor([[5, 17, 23, 42, 8, 99, 3]] * 2)
+    with torch.no_grad():
+        full, cache = tiny_model(ids, return_type="logits_and_cache", use_cache=True)
+        rows = torch.tensor([1, 0, 1])
+        for t in (1, 4, 6):
+            part = tiny_model(ids[rows, t:], past_key_values=prefix_cache(cache, rows, t))
+            torch.testing.assert_close(part, full[rows, t:], atol=1e-5, rtol=0)
+    assert cache.get_seq_length() == 7  # the source cache is left as it was
+
+
 def test_positions_before_subject_equal_low_score(tiny_gpt2):
     for case in CASES[:4]:
         r = trace(tiny_gpt2, PROMPT, SUBJECT, **FAST, **case)

@@ -43,7 +43,7 @@ def trace_heatmap(r: TraceResult) -> go.Figure:
     """One trace: tokens (subject marked *) by layers, coloured by p(answer) after restoring."""
     title = f"Restoring {r.kind}" + (f" with {r.sever} severed" if r.sever else "")
     fig = go.Figure(_heatmap(r))
-    fig.update_layout(title=f"{title} ({TITLES.get(r.kind, '')}); low {r.low_score:.3f}, high {r.high_score:.3f}",
+    fig.update_layout(title=f"{title} ({TITLES[r.kind]}); low {r.low_score:.3f}, high {r.high_score:.3f}",
                       xaxis_title=f"layer ({r.model})", yaxis_autorange="reversed", height=150 + 24 * len(r.positions))
     return fig
 
@@ -52,7 +52,7 @@ def trace_heatmaps(results: dict[str, TraceResult]) -> go.Figure:
     """Several kinds of one prompt side by side (the paper's Figure 1)."""
     kinds = list(results)
     fig = make_subplots(rows=1, cols=len(kinds), shared_yaxes=True, horizontal_spacing=0.08,
-                        subplot_titles=[f"{k}: {TITLES.get(k, '')}" for k in kinds])
+                        subplot_titles=[f"{k}: {TITLES[k]}" if k in TITLES else k for k in kinds])
     for i, k in enumerate(kinds):
         fig.add_trace(_heatmap(results[k], colorbar_x=(i + 1) / len(kinds) - 0.02), row=1, col=i + 1)
         fig.update_xaxes(title_text="layer", row=1, col=i + 1)

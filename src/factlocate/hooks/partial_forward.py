@@ -21,10 +21,10 @@ import torch
 from jaxtyping import Float, Int
 
 from factlocate import arch
-from factlocate.hooks.skipping import skip_blocks
+from factlocate.hooks.skipping import block_returns_tuple, skip_blocks
 
 
-class _Stop(Exception):
+class StopForward(Exception):
     """Raised from the last block's output hook to end the forward pass early."""
 
     def __init__(self, resid: torch.Tensor):
@@ -45,17 +45,8 @@ class Prefix:
 def prefix(model, ids: Int[torch.Tensor, "batch pos"], mask: torch.Tensor | None, layer: int) -> Prefix:
     """Run blocks below `layer` once and keep the residual entering it."""
     arch.check_layer(model, layer)
-    seen = {}
-
-    def probe(module, args, out):
-        seen["tuple"] = isinstance(out, tuple)
-
-    handle = model.blocks[0].original_component.register_forward_hook(probe)
-    try:
-        resid = model(ids, attention_mask=mask, stop_at_layer=layer)
-    finally:
-        handle.remove()
-    return Prefix(layer, resid.detach(), seen.get("tuple", False))
+    resid = model(ids, attention_mask=mask, stop_at_layer=layer)
+    return Prefix(layer, resid.detach(), block_returns_tuple(model))
 
 
 def final_logits(model, resid: Float[torch.Tensor, "n d_model"]) -> Float[torch.Tensor, "n vocab"]:
@@ -80,7 +71,7 @@ def logits_at(
     last = arch.hook_resid(arch.n_layers(model) - 1)
 
     def stop(resid, hook):
-        raise _Stop(resid)
+        raise StopForward(resid)
 
     hooks = [*fwd_hooks, (last, stop)]
     skip = skip_blocks(model, prefix.layer, prefix.tuple_output) if prefix else contextlib.nullcontext()
@@ -90,7 +81,7 @@ def logits_at(
                 model(ids, attention_mask=mask)
             else:
                 model(prefix.resid, attention_mask=mask, start_at_layer=prefix.layer)
-    except _Stop as s:
+    except StopForward as s:
         resid = s.resid
     else:  # pragma: no cover - the hook always fires
         raise RuntimeError("the last block's output hook did not fire")

@@ -12,18 +12,22 @@ Same numbers as the naive engine (up to float rounding), much less work:
 3. Per-row index assignments (`hooks.restoration.WriteAt`) write the clean
    values (and, for severed traces, the corrupted module outputs) into the
    right rows.
-4. The forward stops after the last block; the final norm and unembedding run
+4. Positions before the restored token are the corrupted pass's in every
+   layer, so a site's rows run only positions t.. and read the keys and values
+   of positions 0..t-1 from the corrupted pass's KV cache (`prefix_cache`).
+5. The forward stops after the last block; the final norm and unembedding run
    only at the last position.
-5. Positions before the subject never see the noise, so restoring them changes
+6. Positions before the subject never see the noise, so restoring them changes
    nothing: their score is the corrupted score, without a forward pass.
 
-Sites of all requested grids are pooled, sorted by their first block and cut
-into chunks of at most `chunk_rows` rows, which bounds memory.
+Sites of all requested grids are pooled, grouped by token, sorted by their
+first block and cut into chunks of at most `chunk_rows` rows, which bounds memory.
 """
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import groupby
 
 import numpy as np
 import torch
@@ -31,16 +35,12 @@ from tqdm.auto import tqdm
 
 from factlocate import arch
 from factlocate.hooks.corruption import CorruptEmbedding
+from factlocate.hooks.partial_forward import StopForward, final_logits
 from factlocate.hooks.restoration import Chain, Replace, WriteAt
 from factlocate.hooks.severing import Record
 from factlocate.hooks.skipping import block_returns_tuple, skip_blocks
 from factlocate.tracing.core import Prepared, TraceParams, module_hook, window_layers
-
-
-class _Stop(Exception):
-    def __init__(self, value: torch.Tensor):
-        super().__init__()
-        self.value = value
+from factlocate.tracing.prefix_cache import prefix_cache
 
 
 def resid_in(layer: int, n_layers: int) -> str:
@@ -50,10 +50,11 @@ def resid_in(layer: int, n_layers: int) -> str:
 
 @dataclass
 class _Run:
-    """Activations of one pass: {hook name: [rows, pos, d]} and the mean p(answer)."""
+    """Activations of one pass: {hook name: [rows, pos, d]}, the mean p(answer) and the HF KV cache."""
 
     acts: dict[str, torch.Tensor]
     score: float
+    cache: object = None
 
 
 @dataclass
@@ -67,21 +68,18 @@ class _Site:
     frozen: list[str] = field(default_factory=list)  # hooks held at corrupted pass A at `position`
 
 
-def final_logits(model, resid: torch.Tensor) -> torch.Tensor:
-    """Final norm, unembedding and (if configured) logit soft-capping of [n, d_model] residuals."""
-    logits = model.unembed(model.ln_final(resid.unsqueeze(0)))[0]
-    cap = getattr(arch.hf_model(model).config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return logits
-
-
 @torch.no_grad()
 def _record(model, ids: torch.Tensor, names: list[str], hooks: list, answer: int) -> _Run:
     records = {n: Record() for n in names}
-    logits = model.run_with_hooks(ids, fwd_hooks=hooks + [(n, records[n]) for n in names])
+    with model.hooks(fwd_hooks=hooks + [(n, records[n]) for n in names]):
+        logits, cache = model(ids, return_type="logits_and_cache", use_cache=True)
     score = torch.softmax(logits[:, -1, :].float(), dim=1).mean(dim=0)[answer]
-    return _Run({n: r.value for n, r in records.items()}, float(score))
+    return _Run({n: r.value for n, r in records.items()}, float(score), cache)
+
+
+def _full_length(cache, n_tokens: int) -> bool:
+    """Whether every cached layer holds all positions (a sliding window may have dropped some)."""
+    return all(layer.keys.shape[-2] == n_tokens for layer in cache.layers if layer.is_initialized)
 
 
 def _sites(job: int, params: TraceParams, prep: Prepared, positions: list[int]) -> tuple[list[_Site], dict]:
@@ -111,17 +109,21 @@ def _sites(job: int, params: TraceParams, prep: Prepared, positions: list[int]) 
     return sites, known
 
 
-def _chunk_hooks(prep: Prepared, chunk: list[_Site], start: int, clean: _Run, runs: dict[str, _Run],
-                 n_rows: int) -> list:
-    """Injection, restoration, freezing and stop hooks for one chunk of sites."""
+def _chunk_hooks(prep: Prepared, chunk: list[_Site], start: int, first: int, clean: _Run,
+                 runs: dict[str, _Run], n_rows: int) -> list:
+    """Injection, restoration, freezing and stop hooks for one chunk of sites.
+
+    The chunk's rows run positions `first`.. only: position t of the prompt is
+    index t - first of the activations these hooks see.
+    """
     S, n_layers = prep.samples, prep.n_layers
     sample = torch.arange(n_rows) % S
     # Inject: each row continues its corrupted pass from block `start`.
     entry = resid_in(start, n_layers)
-    bases = torch.tensor([s.base == "B" for s in chunk for _ in range(S)])
-    inject = runs["A"].acts[entry][sample]
+    bases = _bases(chunk, S)
+    inject = runs["A"].acts[entry][sample, first:]
     if bases.any():
-        inject[bases] = runs["B"].acts[entry][sample[bases]]
+        inject[bases] = runs["B"].acts[entry][sample[bases], first:]
     per_hook: dict[str, list] = defaultdict(list)
     per_hook[entry].append(Replace(inject))
     writes = defaultdict(lambda: ([], [], [], []))  # hook -> clean rows, clean pos, frozen rows, frozen pos
@@ -136,16 +138,36 @@ def _chunk_hooks(prep: Prepared, chunk: list[_Site], start: int, clean: _Run, ru
     for name, (cr, cp, fr, fp) in writes.items():
         if cr:
             pos = torch.tensor(cp)
-            per_hook[name].append(WriteAt(torch.tensor(cr), pos, clean.acts[name][0, pos]))
+            per_hook[name].append(WriteAt(torch.tensor(cr), pos - first, clean.acts[name][0, pos]))
         if fr:
             rows, pos = torch.tensor(fr), torch.tensor(fp)
-            per_hook[name].append(WriteAt(rows, pos, runs["A"].acts[name][sample[rows], pos]))
+            per_hook[name].append(WriteAt(rows, pos - first, runs["A"].acts[name][sample[rows], pos]))
 
     def stop(h, hook):
-        raise _Stop(h[:, -1].clone())
+        raise StopForward(h[:, -1].clone())
 
     per_hook[resid_in(n_layers, n_layers)].append(stop)
     return [(name, Chain(*fns)) for name, fns in per_hook.items()]
+
+
+def _bases(chunk: list[_Site], S: int) -> torch.Tensor:
+    """Per row: whether it continues corrupted pass B (reference draws) rather than A."""
+    return torch.tensor([s.base == "B" for s in chunk for _ in range(S)])
+
+
+def _past(chunk: list[_Site], first: int, runs: dict[str, _Run], S: int, n_rows: int):
+    """The corrupted passes' keys and values of positions 0..first-1, one entry per row."""
+    if first == 0:
+        return None
+    sample = torch.arange(n_rows) % S
+    past = prefix_cache(runs["A"].cache, sample, first)
+    bases = _bases(chunk, S)
+    if bases.any():  # rows continuing pass B (reference draws) take its keys and values
+        from_b = prefix_cache(runs["B"].cache, sample, first)
+        for layer, other in zip(past.layers, from_b.layers):
+            if layer.is_initialized:
+                layer.keys[bases], layer.values[bases] = other.keys[bases], other.values[bases]
+    return past
 
 
 @torch.no_grad()
@@ -176,18 +198,25 @@ def run_jobs(model, prep: Prepared, jobs: list[TraceParams], positions: list[int
         sites += job_sites
         for cell, base in known.items():
             grids[j][cell] = runs[base].score
-    sites.sort(key=lambda s: s.start)
+    # Rows of one chunk share their first position, so group the sites by token.
+    reuse = all(_full_length(run.cache, len(prep.ids)) for run in runs.values())
+    sites.sort(key=lambda s: (s.position if reuse else 0, s.start))
     per_chunk = max(1, jobs[0].chunk_rows // S)
-    chunks = [sites[i : i + per_chunk] for i in range(0, len(sites), per_chunk)]
+    chunks = []
+    for _, group in groupby(sites, key=lambda s: s.position if reuse else 0):
+        group = list(group)
+        chunks += [group[i : i + per_chunk] for i in range(0, len(group), per_chunk)]
     tuple_output = block_returns_tuple(model) if chunks else False
     for chunk in tqdm(chunks, desc="trace (batched)", disable=not progress, leave=False):
         start, n_rows = chunk[0].start, len(chunk) * S
-        hooks = _chunk_hooks(prep, chunk, start, clean, runs, n_rows)
+        first = chunk[0].position if reuse else 0
+        hooks = _chunk_hooks(prep, chunk, start, first, clean, runs, n_rows)
+        past = _past(chunk, first, runs, S, n_rows)
         try:
             with skip_blocks(model, start, tuple_output), model.hooks(fwd_hooks=hooks):
-                model(prep.ids_tensor(n_rows).to(device))
-        except _Stop as stop:
-            last = stop.value
+                model(prep.ids_tensor(n_rows)[:, first:].to(device), past_key_values=past)
+        except StopForward as stop:
+            last = stop.resid
         else:  # pragma: no cover - the last block's hook always fires
             raise RuntimeError("the forward pass did not reach the last block")
         probs = torch.softmax(final_logits(model, last).float(), dim=-1)[:, prep.answer_id]
