@@ -8,6 +8,7 @@ import math
 from types import SimpleNamespace
 
 import nltk
+import numpy as np
 import pytest
 import torch
 
@@ -26,8 +27,16 @@ class FixedModel:
         self.cfg = SimpleNamespace(device="cpu")
         self.config = SimpleNamespace(architectures=["GPT2LMHeadModel"])
 
-    def __call__(self, ids, attention_mask=None):
-        return self.logw.expand(ids.shape[0], ids.shape[1], -1).clone()
+    def __call__(self, ids, attention_mask=None, past_key_values=None, return_type="logits", use_cache=None):
+        logits = self.logw.expand(ids.shape[0], ids.shape[1], -1).clone()
+        return (logits, _NoCache()) if return_type == "logits_and_cache" else logits
+
+
+class _NoCache:
+    """The KV cache of a model whose logits ignore context."""
+
+    def batch_repeat_interleave(self, repeats: int) -> None:
+        pass
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +185,7 @@ def test_prompt_nlls_match_a_direct_forward(tiny_model):
             logp = tiny_model(tokens.to_tensor(tiny_model, p_ids + t_ids))[0].float().log_softmax(-1)
         want = -sum(logp[len(p_ids) - 1 + j, t].item() for j, t in enumerate(t_ids)) / len(t_ids)
         assert nlls["paraphrase_prompts_probs"][1][key] == pytest.approx(want, abs=1e-4)
+    prompts = [p for ps in counterfact.prompts_of(RECORD).values() for p in ps]
+    shared = scoring.shared_prompt_nll(tiny_model, prompts, [["Rome", "Paris France"]] * len(prompts))
+    plain = scoring.target_nll(tiny_model, [p for p in prompts for _ in (0, 1)], ["Rome", "Paris France"] * len(prompts))
+    np.testing.assert_allclose(np.array(shared).ravel(), plain.numpy(), atol=1e-5)

@@ -1,9 +1,13 @@
 """Teacher-forced target scoring, shared by editors and metrics.
 
 NLL(p, o) = -(1/|o|) * sum_j log P(o_j | p, o_<j), with o tokenised as " " + o.
-Many (prompt, target) pairs are scored in one right-padded batch.
+Many (prompt, target) pairs are scored in one right-padded batch
+(`target_nll`), or, when each prompt has several targets, each prompt runs once
+and its KV cache serves every target (`shared_prompt_nll`).
 """
 from __future__ import annotations
+
+from collections import defaultdict
 
 import torch
 from jaxtyping import Float
@@ -49,3 +53,41 @@ def target_nll(model, prompts: list[str], targets: list[str], batch_size: int = 
 def target_prob(model, prompt: str, target: str) -> float:
     """exp(-NLL): the per-token geometric-mean probability of `target` after `prompt`."""
     return float(torch.exp(-target_nll(model, [prompt], [target])[0]))
+
+
+@torch.no_grad()
+def shared_prompt_nll(model, prompts: list[str], targets: list[list[str]]) -> list[list[float]]:
+    """NLL of each of `targets[i]` after `prompts[i]`, running every prompt once.
+
+    Prompts of the same token length run together without padding; their KV cache
+    is repeated once per target, and the targets (all but their last token) run as
+    right-padded continuations. Padding after a target's real tokens cannot reach
+    them (attention is causal), so the numbers are `target_nll`'s up to float rounding.
+    """
+    k = len(targets[0]) if targets else 0
+    if any(len(ts) != k for ts in targets) or len(prompts) != len(targets):
+        raise ValueError("shared_prompt_nll needs the same number of targets for every prompt")
+    encoded = [tokens.encode(model, p) for p in prompts]
+    target_ids = [[tokens.encode_target(model, t) for t in ts] for ts in targets]
+    by_length = defaultdict(list)
+    for i, ids in enumerate(encoded):
+        by_length[len(ids)].append(i)
+    out: list[list[float]] = [[0.0] * k for _ in prompts]
+    device = model.cfg.device
+    pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
+    for idx in by_length.values():
+        ids = torch.tensor([encoded[i] for i in idx], device=device)
+        logits, cache = model(ids, return_type="logits_and_cache", use_cache=True)
+        first = logits[:, -1].float().log_softmax(-1)  # [prompts, vocab]
+        rows = [target_ids[i][j] for i in idx for j in range(k)]
+        width = max(len(r) for r in rows) - 1
+        if width > 0:
+            cont = torch.full((len(rows), width), pad, dtype=torch.long)
+            for r, t in enumerate(rows):
+                cont[r, : len(t) - 1] = torch.tensor(t[:-1])
+            cache.batch_repeat_interleave(k)
+            rest = model(cont.to(device), past_key_values=cache).float().log_softmax(-1)
+        for r, t in enumerate(rows):
+            lp = first[r // k, t[0]] + sum(rest[r, j - 1, t[j]] for j in range(1, len(t)))
+            out[idx[r // k]][r % k] = float(-lp / len(t))
+    return out

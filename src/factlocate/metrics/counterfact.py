@@ -1,7 +1,8 @@
 """CounterFact metrics (ROME's Table 2): ES/EM, PS/PM, NS/NM, and generation GE/RS.
 
 `prompt_nlls` scores both targets after every rewrite, paraphrase and neighbourhood
-prompt, teacher-forced and length-normalised (`factlocate.scoring`), in one batch.
+prompt, teacher-forced and length-normalised (`factlocate.scoring`); each prompt
+runs once and its KV cache serves both targets.
 `case_scores` turns them into one case's success and magnitude scores:
 
     ES = [NLL_true > NLL_new] on the rewrite prompt, EM = exp(-NLL_new) - exp(-NLL_true)
@@ -30,41 +31,12 @@ def prompts_of(record: CounterFactRecord) -> dict[str, list[str]]:
 def prompt_nlls(model, record: CounterFactRecord) -> dict[str, list[dict]]:
     """{"<group>_probs": [{"target_new": NLL, "target_true": NLL} per prompt]} (ROME's key names)."""
     groups = prompts_of(record)
-    prompts, targets = [], []
-    for group in groups.values():
-        for p in group:
-            prompts += [p, p]
-            targets += [record.target_new, record.target_true]
-    nll = bucketed_nll(model, prompts, targets)
-    out, i = {}, 0
-    for key, group in groups.items():
-        out[f"{key}_probs"] = [
-            {"target_new": nll[i + 2 * k], "target_true": nll[i + 2 * k + 1]} for k in range(len(group))
-        ]
-        i += 2 * len(group)
-    return out
-
-
-def bucketed_nll(model, prompts: list[str], targets: list[str], max_waste: float = 2.0) -> list[float]:
-    """`scoring.target_nll` with similar-length rows batched together (same numbers, less padding).
-
-    CounterFact's paraphrase prompts are two to three times longer than its rewrite
-    and neighbourhood prompts; one padded batch would spend most of its work on padding.
-    """
-    lengths = [len(model.tokenizer(p + " " + t)["input_ids"]) for p, t in zip(prompts, targets, strict=True)]
-    order = sorted(range(len(prompts)), key=lambda i: lengths[i])
-    out = [0.0] * len(prompts)
-    start = 0
-    while start < len(order):
-        end = start + 1
-        while end < len(order) and lengths[order[end]] <= max_waste * lengths[order[start]]:
-            end += 1
-        chunk = order[start:end]
-        nll = scoring.target_nll(model, [prompts[i] for i in chunk], [targets[i] for i in chunk]).tolist()
-        for i, v in zip(chunk, nll):
-            out[i] = v
-        start = end
-    return out
+    prompts = [p for group in groups.values() for p in group]
+    nll = iter(scoring.shared_prompt_nll(model, prompts, [[record.target_new, record.target_true]] * len(prompts)))
+    return {
+        f"{key}_probs": [dict(zip(("target_new", "target_true"), next(nll))) for _ in group]
+        for key, group in groups.items()
+    }
 
 
 def _mean(xs: list[float]) -> float | None:
