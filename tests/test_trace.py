@@ -12,13 +12,7 @@ PROMPT, SUBJECT = "The capital of Roman Republic is", "Roman Republic"  # subjec
 FAST = dict(samples=2, noise=0.5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run much faster on one thread, especially on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 CASES = [

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from factlocate.errors import FactlocateError
 from factlocate.tracing import facts as facts_mod
@@ -13,12 +12,7 @@ from factlocate.tracing.facts import FactRunParams, answer_matches, load_facts, 
 from factlocate.tracing.result import TraceResult
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _facts_the_model_knows(model, n_right=3, n_wrong=1) -> list[dict]:

@@ -9,7 +9,7 @@ EasyEdit format:
 """
 from __future__ import annotations
 
-from factlocate.datasets.records import CounterFactRecord, _where, check_template, field_of
+from factlocate.datasets.records import CounterFactRecord, _where, check_template, field_of, subject_index
 from factlocate.errors import FactlocateError
 
 
@@ -58,9 +58,7 @@ def from_easyedit(raw: dict, index: int, source: str = "counterfact") -> Counter
         raise FactlocateError(f"{where}: expected an object, got {type(raw).__name__}")
     filled = field_of(raw, "prompt", where)
     subject = field_of(raw, "subject", where)
-    i = filled.rfind(subject)
-    if i < 0:
-        raise FactlocateError(f"{where}: field 'prompt' does not contain the subject {subject!r}")
+    i = subject_index(filled, subject, "prompt", where)
     truth = field_of(raw, "ground_truth", where)
     loc_truth = raw.get("locality_ground_truth", truth)
     if loc_truth != truth:

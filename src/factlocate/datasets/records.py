@@ -15,6 +15,14 @@ def _where(source: str, index: int, case_id) -> str:
     return f"{source} record {index} (case_id {case_id})"
 
 
+def subject_index(text: str, subject: str, field: str, where: str) -> int:
+    """Where the last occurrence of `subject` starts in field `field`'s `text`, or a clear error."""
+    i = text.rfind(subject)
+    if i < 0:
+        raise FactlocateError(f"{where}: field {field!r} does not contain the subject {subject!r}")
+    return i
+
+
 def field_of(raw, path: str, where: str, kind=str):
     """`raw[a][b]...` for path "a.b", checked to be of `kind` (non-empty for strings)."""
     value = raw

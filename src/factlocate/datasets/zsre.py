@@ -7,7 +7,7 @@ neighbourhood prompt is `loc + "?"` scored against `loc_ans`. A record whose
 """
 from __future__ import annotations
 
-from factlocate.datasets.records import ZsreRecord, _where, field_of
+from factlocate.datasets.records import ZsreRecord, _where, field_of, subject_index
 from factlocate.errors import FactlocateError
 
 
@@ -18,9 +18,7 @@ def from_mend(raw: dict, index: int, source: str = "zsre") -> ZsreRecord:
         raise FactlocateError(f"{where}: expected an object, got {type(raw).__name__}")
     src = field_of(raw, "src", where)
     subject = field_of(raw, "subject", where)
-    i = src.rfind(subject)
-    if i < 0:
-        raise FactlocateError(f"{where}: field 'src' does not contain the subject {subject!r}")
+    i = subject_index(src, subject, "src", where)
     answers = field_of(raw, "answers", where, list)
     if not answers:
         raise FactlocateError(f"{where}: field 'answers' is empty")

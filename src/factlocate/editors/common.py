@@ -1,8 +1,11 @@
 """Small checks and read-outs shared by the baseline editors and MEMIT."""
 from __future__ import annotations
 
+import dataclasses
+
 from factlocate import arch, scoring
-from factlocate.editors.base import EditRequest
+from factlocate import deltas as deltas_mod
+from factlocate.editors.base import EditRequest, EditResult
 from factlocate.errors import FactlocateError
 
 
@@ -66,3 +69,14 @@ def check_options(editor: str, options: dict) -> None:
     """Reject inputs an editor does not use (e.g. --stats for a fine-tuning baseline)."""
     if options:
         raise FactlocateError(f"editor {editor} takes no {', '.join(sorted(options))} option")
+
+
+def edit_result(editor: str, model, requests: list[EditRequest], deltas: list, hparams, seconds: float,
+                before: list[dict], extra: dict) -> EditResult:
+    """An editor's result: p(target)/p(true) read again with `deltas` applied, total time `seconds`."""
+    with deltas_mod.applied(model, deltas):
+        after = request_probs(model, requests)
+    return EditResult(
+        editor=editor, requests=requests, deltas=deltas, hparams=dataclasses.asdict(hparams),
+        timings={"total": seconds}, probs_before=before, probs_after=after, extra=extra,
+    )

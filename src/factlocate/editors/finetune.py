@@ -209,23 +209,9 @@ def mlp_out_names(model, layer: int) -> list[str]:
 
 def run(editor: str, model, requests, hp: FinetuneHParams, names: list[str], progress: bool = True):
     """Shared body of the FT-family `compute_edit`s: probs before/after, deltas, EditResult."""
-    import dataclasses
-
-    from factlocate import deltas as deltas_mod
-    from factlocate.editors.base import EditResult
-    from factlocate.editors.common import request_probs
+    from factlocate.editors.common import edit_result, request_probs
 
     before = request_probs(model, requests)
     deltas, log = finetune(model, requests, names, hp, progress=progress)
-    with deltas_mod.applied(model, deltas):
-        after = request_probs(model, requests)
-    return EditResult(
-        editor=editor,
-        requests=requests,
-        deltas=deltas,
-        hparams=dataclasses.asdict(hp),
-        timings={"total": log["seconds"]},
-        probs_before=before,
-        probs_after=after,
-        extra={"loss": log["loss"], "penalty": log["penalty"], "steps": log["steps"], "params": names},
-    )
+    extra = {"loss": log["loss"], "penalty": log["penalty"], "steps": log["steps"], "params": names}
+    return edit_result(editor, model, requests, deltas, hp, log["seconds"], before, extra)

@@ -15,18 +15,16 @@
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 
 import torch
 
 from factlocate import arch, tokens
-from factlocate import deltas as deltas_mod
 from factlocate.deltas import WeightDelta
 from factlocate.editors import integrated_gradients as ig
 from factlocate.editors.base import EditResult
-from factlocate.editors.common import check_layers, check_options, check_requests, request_probs
+from factlocate.editors.common import check_layers, check_options, check_requests, edit_result, request_probs
 from factlocate.errors import FactlocateError
 
 NAME = "kn"
@@ -94,15 +92,5 @@ def compute_edit(model, requests, hparams: HParams, progress: bool = True, **opt
         WeightDelta(arch.mlp_out_name(model, layer), arch.to_storage(model, upd))
         for layer, upd in sorted(updates.items())
     ]
-    with deltas_mod.applied(model, deltas):
-        after = request_probs(model, requests)
-    return EditResult(
-        editor=NAME,
-        requests=requests,
-        deltas=deltas,
-        hparams=dataclasses.asdict(hparams),
-        timings={"total": time.perf_counter() - start},
-        probs_before=before,
-        probs_after=after,
-        extra={"neurons": selected},
-    )
+    seconds = time.perf_counter() - start
+    return edit_result(NAME, model, requests, deltas, hparams, seconds, before, {"neurons": selected})
