@@ -21,6 +21,7 @@ CASES = [
     dict(kind="attn", window=3),
     dict(kind="hidden", sever="mlp"),
     dict(kind="hidden", sever="attn", noise_draws="reference"),
+    dict(kind="attn", window=2, chunk_rows=4),  # two sites per pass: rows join and chunks split
 ]
 
 

@@ -7,6 +7,9 @@ Two forms, both plain TransformerLens hooks `fn(activation, hook) -> activation`
 * `WriteAt(rows, positions, values)`: `h[rows[i], positions[i]] = values[i]`,
   one index-assignment for many rows at once (the batched engine, which keeps
   clean and corrupted activations cached and patches each row differently).
+
+`Replace`, `Append` and `Chain` let the batched engine inject cached residuals,
+add rows to a batch partway up the model, and stack several hooks on one point.
 """
 from __future__ import annotations
 
@@ -46,6 +49,16 @@ class Replace:
 
     def __call__(self, h: torch.Tensor, hook=None) -> torch.Tensor:
         return self.value.to(h.device, h.dtype).clone()
+
+
+class Append:
+    """Add rows `value` at the end of the batch (rows joining a forward pass at this hook)."""
+
+    def __init__(self, value: Float[torch.Tensor, "rows pos d"]):
+        self.value = value
+
+    def __call__(self, h: Float[torch.Tensor, "batch pos d"], hook=None) -> torch.Tensor:
+        return torch.cat([h, self.value.to(h.device, h.dtype)])
 
 
 class Chain:

@@ -7,8 +7,11 @@ Same numbers as the naive engine (up to float rounding), much less work:
    and attention outputs.
 2. Every site (token t, layer l) becomes S rows of a big batch. A site's rows
    start at the first block its restoration can change (l + 1 for a hidden
-   state, the window's first layer for mlp/attn); lower blocks are skipped
-   (`hooks.skipping.skip_blocks`) and the cached corrupted residual is injected.
+   state, the window's first layer for mlp/attn). The batch grows as it goes
+   up: rows join at their first block, entering with the cached corrupted
+   residual there (`hooks.restoration.Replace`, then `Append`), so no row runs
+   a block whose output is already known. Blocks below the chunk's first row
+   are skipped (`hooks.skipping.skip_blocks`).
 3. Per-row index assignments (`hooks.restoration.WriteAt`) write the clean
    values (and, for severed traces, the corrupted module outputs) into the
    right rows.
@@ -36,7 +39,7 @@ from tqdm.auto import tqdm
 from factlocate import arch
 from factlocate.hooks.corruption import CorruptEmbedding
 from factlocate.hooks.partial_forward import StopForward, final_logits
-from factlocate.hooks.restoration import Chain, Replace, WriteAt
+from factlocate.hooks.restoration import Append, Chain, Replace, WriteAt
 from factlocate.hooks.severing import Record
 from factlocate.hooks.skipping import block_returns_tuple, skip_blocks
 from factlocate.tracing.core import Prepared, TraceParams, module_hook, window_layers
@@ -109,39 +112,68 @@ def _sites(job: int, params: TraceParams, prep: Prepared, positions: list[int]) 
     return sites, known
 
 
-def _chunk_hooks(prep: Prepared, chunk: list[_Site], start: int, first: int, clean: _Run,
-                 runs: dict[str, _Run], n_rows: int) -> list:
-    """Injection, restoration, freezing and stop hooks for one chunk of sites.
+@dataclass
+class _Rows:
+    """The rows of one chunk, ordered by first block: rows 0..n_k-1 are the ones running block k."""
 
-    The chunk's rows run positions `first`.. only: position t of the prompt is
-    index t - first of the activations these hooks see.
+    sample: torch.Tensor  # [n_rows] noise sample each row continues
+    from_b: torch.Tensor  # [n_rows] whether it continues corrupted pass B (reference draws)
+    start: torch.Tensor  # [n_rows] first block it runs
+
+    @classmethod
+    def of(cls, chunk: list[_Site], S: int) -> "_Rows":
+        n_rows = len(chunk) * S
+        return cls(torch.arange(n_rows) % S, torch.tensor([s.base == "B" for s in chunk for _ in range(S)]),
+                   torch.tensor([s.start for s in chunk for _ in range(S)]))
+
+    def running(self, block: int) -> int:
+        """How many rows run block `block` (or have finished, for `block == n_layers`)."""
+        return int((self.start <= block).sum())
+
+    def corrupted(self, runs: dict[str, _Run], name: str, lo: int, hi: int, first: int) -> torch.Tensor:
+        """Rows lo..hi-1 of corrupted activation `name`, positions first.., from pass A or B per row."""
+        value = runs["A"].acts[name][self.sample[lo:hi], first:]
+        b = self.from_b[lo:hi]
+        if b.any():
+            value[b] = runs["B"].acts[name][self.sample[lo:hi][b], first:]
+        return value
+
+
+def _chunk_hooks(prep: Prepared, chunk: list[_Site], rows: _Rows, first: int, clean: _Run,
+                 runs: dict[str, _Run]) -> list:
+    """Joining, restoration, freezing and stop hooks for one chunk of sites.
+
+    The batch grows from block to block: rows join at their site's first block,
+    entering with the corrupted residual there, so no row runs a block whose
+    output is already known. The chunk's rows run positions `first`.. only:
+    position t of the prompt is index t - first of the activations these hooks see.
     """
     S, n_layers = prep.samples, prep.n_layers
-    sample = torch.arange(n_rows) % S
-    # Inject: each row continues its corrupted pass from block `start`.
-    entry = resid_in(start, n_layers)
-    bases = _bases(chunk, S)
-    inject = runs["A"].acts[entry][sample, first:]
-    if bases.any():
-        inject[bases] = runs["B"].acts[entry][sample[bases], first:]
     per_hook: dict[str, list] = defaultdict(list)
-    per_hook[entry].append(Replace(inject))
+    joined = 0
+    for block in range(int(rows.start[0]), n_layers + 1):
+        running = rows.running(block)
+        if running > joined:
+            name = resid_in(block, n_layers)
+            value = rows.corrupted(runs, name, joined, running, first)
+            per_hook[name].append(Replace(value) if joined == 0 else Append(value))
+            joined = running
     writes = defaultdict(lambda: ([], [], [], []))  # hook -> clean rows, clean pos, frozen rows, frozen pos
     for k, site in enumerate(chunk):
-        rows = range(k * S, (k + 1) * S)
+        rows_k = range(k * S, (k + 1) * S)
         for name in site.clean:
-            writes[name][0].extend(rows)
+            writes[name][0].extend(rows_k)
             writes[name][1].extend([site.position] * S)
         for name in site.frozen:
-            writes[name][2].extend(rows)
+            writes[name][2].extend(rows_k)
             writes[name][3].extend([site.position] * S)
     for name, (cr, cp, fr, fp) in writes.items():
         if cr:
             pos = torch.tensor(cp)
             per_hook[name].append(WriteAt(torch.tensor(cr), pos - first, clean.acts[name][0, pos]))
         if fr:
-            rows, pos = torch.tensor(fr), torch.tensor(fp)
-            per_hook[name].append(WriteAt(rows, pos - first, runs["A"].acts[name][sample[rows], pos]))
+            fr, pos = torch.tensor(fr), torch.tensor(fp)
+            per_hook[name].append(WriteAt(fr, pos - first, runs["A"].acts[name][rows.sample[fr], pos]))
 
     def stop(h, hook):
         raise StopForward(h[:, -1].clone())
@@ -150,23 +182,21 @@ def _chunk_hooks(prep: Prepared, chunk: list[_Site], start: int, first: int, cle
     return [(name, Chain(*fns)) for name, fns in per_hook.items()]
 
 
-def _bases(chunk: list[_Site], S: int) -> torch.Tensor:
-    """Per row: whether it continues corrupted pass B (reference draws) rather than A."""
-    return torch.tensor([s.base == "B" for s in chunk for _ in range(S)])
+def _past(rows: _Rows, first: int, runs: dict[str, _Run], n_layers: int):
+    """The corrupted passes' keys and values of positions 0..first-1 for the rows running each layer.
 
-
-def _past(chunk: list[_Site], first: int, runs: dict[str, _Run], S: int, n_rows: int):
-    """The corrupted passes' keys and values of positions 0..first-1, one entry per row."""
+    A layer no row reaches gets one (unused) entry: HF reads the prefix length from layer 0.
+    """
     if first == 0:
         return None
-    sample = torch.arange(n_rows) % S
-    past = prefix_cache(runs["A"].cache, sample, first)
-    bases = _bases(chunk, S)
-    if bases.any():  # rows continuing pass B (reference draws) take its keys and values
-        from_b = prefix_cache(runs["B"].cache, sample, first)
+    per_layer = [rows.sample[: max(1, rows.running(k))] for k in range(n_layers)]
+    past = prefix_cache(runs["A"].cache, per_layer, first)
+    if rows.from_b.any():  # rows continuing pass B (reference draws) take its keys and values
+        from_b = prefix_cache(runs["B"].cache, per_layer, first)
         for layer, other in zip(past.layers, from_b.layers):
             if layer.is_initialized:
-                layer.keys[bases], layer.values[bases] = other.keys[bases], other.values[bases]
+                b = rows.from_b[: layer.keys.shape[0]]
+                layer.keys[b], layer.values[b] = other.keys[b], other.values[b]
     return past
 
 
@@ -208,13 +238,13 @@ def run_jobs(model, prep: Prepared, jobs: list[TraceParams], positions: list[int
         chunks += [group[i : i + per_chunk] for i in range(0, len(group), per_chunk)]
     tuple_output = block_returns_tuple(model) if chunks else False
     for chunk in tqdm(chunks, desc="trace (batched)", disable=not progress, leave=False):
-        start, n_rows = chunk[0].start, len(chunk) * S
+        rows = _Rows.of(chunk, S)
         first = chunk[0].position if reuse else 0
-        hooks = _chunk_hooks(prep, chunk, start, first, clean, runs, n_rows)
-        past = _past(chunk, first, runs, S, n_rows)
-        try:
-            with skip_blocks(model, start, tuple_output), model.hooks(fwd_hooks=hooks):
-                model(prep.ids_tensor(n_rows)[:, first:].to(device), past_key_values=past)
+        hooks = _chunk_hooks(prep, chunk, rows, first, clean, runs)
+        past = _past(rows, first, runs, n_layers)
+        try:  # one input row: the first joining hook replaces it by the chunk's first rows
+            with skip_blocks(model, chunk[0].start, tuple_output), model.hooks(fwd_hooks=hooks):
+                model(prep.ids_tensor(1)[:, first:].to(device), past_key_values=past)
         except StopForward as stop:
             last = stop.resid
         else:  # pragma: no cover - the last block's hook always fires

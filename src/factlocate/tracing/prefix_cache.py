@@ -15,21 +15,24 @@ import torch
 from jaxtyping import Int
 
 
-def prefix_cache(cache, rows: Int[torch.Tensor, "n"], length: int):
+def prefix_cache(cache, rows: Int[torch.Tensor, "n"] | list[Int[torch.Tensor, "n_layer"]], length: int):
     """A copy of `cache` holding batch entries `rows` and only the first `length` positions.
 
     `cache` is the HF cache of a full corrupted pass (one entry per noise sample);
-    the result has one entry per row of a restored batch. None if `length` is 0.
+    the result has one entry per row of a restored batch. `rows` may also be a
+    list with one index tensor per layer, for batches that grow from layer to
+    layer (`batched`). None if `length` is 0.
     """
     if length == 0:
         return None
     out = copy.copy(cache)
     out.layers = []
-    for layer in cache.layers:
+    for k, layer in enumerate(cache.layers):
         part = copy.copy(layer)
         if layer.is_initialized:
-            part.keys = layer.keys[rows, :, :length]
-            part.values = layer.values[rows, :, :length]
+            index = rows[k] if isinstance(rows, list) else rows
+            part.keys = layer.keys[index, :, :length]
+            part.values = layer.values[index, :, :length]
             if hasattr(part, "cumulative_length"):  # sliding-window layers count every token seen
                 part.cumulative_length = length
         out.layers.append(part)
