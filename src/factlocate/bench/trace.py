@@ -6,7 +6,8 @@ For each model and kind: seconds per prompt for a full grid (every token x
 every layer, 10 samples, s3 noise, window 10), the speed-up, and the largest
 |score difference| between the two engines. The last row per model is the full
 three-kind trace (the batched engine packs all three grids into shared batches),
-timed before and after the naive runs (both in parentheses; their mean is used).
+timed after a full-size warm-up, once before and once after the naive runs
+(both in parentheses; their mean is used).
 Set FACTLOCATE_BENCH_MODELS to a comma-separated list to bench other models.
 """
 from __future__ import annotations
@@ -56,6 +57,7 @@ def _bench_model(name: str) -> list[str]:
 
 
 def _timed_all(model, noise):
+    """(seconds, results) of one full three-kind batched trace."""
     from factlocate.tracing import trace_kinds
 
     t0 = time.perf_counter()
