@@ -30,7 +30,7 @@ def _bench_model(name: str) -> list[str]:
     _timed_all(model, noise)  # warm-up at full size: first-touch allocations are not the engine's cost
     # The full batched trace runs before and after the naive runs; their mean is compared with the naive
     # sum, so that a machine whose speed drifts during the minutes of naive runs biases neither side.
-    t_all = [_timed_all(model, noise)]
+    before_s, _ = _timed_all(model, noise)
     rows, naive_total, naive_grids = [], 0.0, {}
     n_tokens = None
     for kind in KINDS:
@@ -46,12 +46,11 @@ def _bench_model(name: str) -> list[str]:
         n_tokens = len(fast.input_ids)
         rows.append(f"| {name} | {kind} | {n_tokens} x {fast.n_layers} | {t_naive:.1f} | {t_fast:.1f} | "
                     f"{t_naive / t_fast:.1f}x | {diff:.1e} |")
-    t_all.append(_timed_all(model, noise))
-    fast_all = t_all[-1][1]
-    seconds = (t_all[0][0] + t_all[1][0]) / 2
+    after_s, fast_all = _timed_all(model, noise)
+    seconds = (before_s + after_s) / 2
     diff = max(float(np.abs(fast_all[k].scores - naive_grids[k]).max()) for k in KINDS)
     rows.append(f"| {name} | **all three** | {n_tokens} x {fast_all['hidden'].n_layers} x 3 | {naive_total:.1f} | "
-                f"{seconds:.1f} ({t_all[0][0]:.1f}, {t_all[1][0]:.1f}) | **{naive_total / seconds:.1f}x** | "
+                f"{seconds:.1f} ({before_s:.1f}, {after_s:.1f}) | **{naive_total / seconds:.1f}x** | "
                 f"{diff:.1e} |")
     return rows
 
