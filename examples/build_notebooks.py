@@ -145,7 +145,8 @@ it moves the recalled fact to the prediction.
 '''),
     code('''
 PROMPT, SUBJECT = "The Space Needle is located in the city of", "The Space Needle"
-results = tracing.trace_kinds(model, PROMPT, SUBJECT, ["hidden", "mlp", "attn"], samples=SAMPLES, window=WINDOW)
+grids = [tracing.GridSpec(kind, window=WINDOW) for kind in ("hidden", "mlp", "attn")]
+results = tracing.trace_kinds(model, PROMPT, SUBJECT, grids, tracing.RunSpec(samples=SAMPLES))
 plots.trace_heatmaps(results)
 ''', "readme-figure"),
     code('''
@@ -194,12 +195,13 @@ attention at the last subject token gives only 1.6%; attention matters at the la
 '''),
     code('''
 OUT = notebooks.work_dir("causal_trace", MODEL)  # traced facts are saved here; a rerun resumes
-params = facts.FactRunParams(model=MODEL, facts="known_1000.json", sever="mlp", samples=FACT_SAMPLES, window=WINDOW)
+spec = facts.FactSetSpec(model=MODEL, facts="known_1000.json", sever="mlp", window=WINDOW,
+                         run=tracing.RunSpec(samples=FACT_SAMPLES))
 known = facts.load_facts()  # the shipped known_1000.json
 if FAST:  # a tiny random model knows no facts: let its own answers stand in for the true ones
     known = [dict(f, attribute=factlocate.predict(model, f["prompt"], top_k=1)[0]["token"].strip() or "?")
              for f in known[:2 * N_FACTS]]
-summary = facts.run_facts(model, OUT, params, n=N_FACTS, facts=known)
+summary = facts.run_facts(model, OUT, spec, n=N_FACTS, facts=known)
 print(f"traced {summary['n_traced']} facts the model answers correctly; skipped {summary['n_skipped']}")
 '''),
     md('''
@@ -321,9 +323,8 @@ mlp_trace = tracing.trace(model, request.text, request.subject, kind="mlp", samp
 last_subject = mlp_trace.subject_range[1] - 1
 peak = int(np.argmax(mlp_trace.row(last_subject)))
 
-hparams = rome.load(MODEL)
-if hparams.layer is None:
-    hparams = rome.load(MODEL, {"layer": peak})
+# The shipped config's layer where there is one (configs/rome/<model>.yaml), else this trace's peak.
+hparams = rome.load(MODEL, {} if rome.HParams.path_for(MODEL).exists() else {"layer": peak})
 if FAST:  # a tiny model: a smaller key-statistics sample and fewer optimisation steps
     hparams = rome.load(MODEL, {"layer": hparams.layer, "stats_tokens": 4000, "v_num_grad_steps": 5,
                                   "context_template_lengths": [[5, 2]]})
@@ -465,18 +466,18 @@ import torch
 import factlocate
 from factlocate import editors, notebooks
 from factlocate.datasets import CounterFactRecord
-from factlocate.editors.base import load_hparams
 from factlocate.generate import generate
 from factlocate.metrics import counterfact as cf
 '''),
     code(MODEL_CELL + '''
 GEN_LENGTH = 12 if FAST else 40  # tokens per generated text, counting the prompt
-EDITORS = [name for name in ("rome", "ft", "ft-l", "attn-edit") if name in editors.available()]
+EDITORS = ["rome", "ft", "ft-l", "attn-edit"]
 # Each editor's hyperparameters come from configs/<editor>/<model>.yaml. A tiny model has
 # only 4 layers and needs no long optimisation:
 OVERRIDES = {
     "rome": {"layer": 1, "stats_tokens": 4000, "v_num_grad_steps": 5, "context_template_lengths": [[5, 2]]},
-    "ft": {"num_steps": 3}, "ft-l": {"num_steps": 3}, "attn-edit": {"layer": 2, "num_steps": 3},
+    "ft": {"layer": 1, "num_steps": 3}, "ft-l": {"layer": 0, "num_steps": 3},
+    "attn-edit": {"layer": 2, "num_steps": 3},
 } if FAST else {}
 
 model = factlocate.load_model(MODEL)
@@ -507,7 +508,7 @@ scores["unedited"], probs["unedited"], texts["unedited"] = measure(model)
 seconds = {"unedited": 0.0}
 for name in EDITORS:
     module = editors.get(name)
-    hparams = load_hparams(module.HParams, name, MODEL, OVERRIDES.get(name))
+    hparams = module.HParams.load(MODEL, OVERRIDES.get(name))
     result = module.compute_edit(model, [request], hparams)
     seconds[name] = sum(result.timings.values())
     with result.applied(model):

@@ -1,5 +1,5 @@
 """`make bench ONLY=...` remeasures some sections and keeps the others."""
-from factlocate.bench.__main__ import _merge, _sections
+from tools.bench.__main__ import _merge, _sections
 
 REPORT = """# factlocate benchmarks
 

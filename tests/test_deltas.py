@@ -16,7 +16,7 @@ def _mlp_delta(model, layer=1, seed=0):
     g = torch.Generator().manual_seed(seed)
     u = torch.randn(model.cfg.d_mlp, 1, generator=g)
     v = torch.randn(1, model.cfg.d_model, generator=g)
-    return WeightDelta(arch.mlp_out_name(model, layer), arch.to_storage(model, u @ v))
+    return WeightDelta(arch.mlp_out_name(model, layer), arch.to_storage(model, u @ v, layer))
 
 
 def test_apply_changes_logits_and_revert_is_exact(tiny_model):

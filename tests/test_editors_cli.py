@@ -10,10 +10,10 @@ def test_cli_ft_and_errors(tiny_dirs, tmp_path, capsys):
     base = ["edit", "--model", tiny_dirs["gpt2"], "--prompt", "{} is located in", "--subject", "Vinson Massif",
             "--target", "Paris"]
     out = tmp_path / "ft.json"
-    assert main(base + ["--editor", "ft", "--layer", "1", "--hparams", "lr=0.02", "num_steps=2", "--out", str(out)]) == 0
+    assert main(base + ["--editor", "ft", "--layer", "1", "--set", "lr=0.02", "--set", "num_steps=2", "--out", str(out)]) == 0
     assert json.loads(out.read_text())["editor"] == "ft"
     capsys.readouterr()
-    assert main(base + ["--editor", "ft-l", "--hparams", "norm_constraint=0"]) == 2
+    assert main(base + ["--editor", "ft-l", "--layer", "0", "--set", "norm_constraint=0"]) == 2
     assert "norm_constraint (eps) must be positive" in capsys.readouterr().err
     assert main(base + ["--editor", "attn-edit", "--layer", "9"]) == 2
     assert "out of range" in capsys.readouterr().err

@@ -117,13 +117,11 @@ def test_bad_requests_and_layers(tiny_gpt2):
 
 
 def test_configs_load():
-    from factlocate.editors.base import load_hparams
-
-    hp = load_hparams(ft_l.HParams, "ft-l", "gpt-j-6b")
+    hp = ft_l.HParams.load("gpt-j-6b")
     assert hp.layer == 0 and hp.norm_constraint == 5e-5
-    assert load_hparams(ft.HParams, "ft", "gpt2-xl").layer == 1
-    assert load_hparams(ft_w.HParams, "ft-w", "gpt-j-6b").weight_decay == 5e-4
-    assert load_hparams(attn_edit.HParams, "attn-edit", "gpt2-xl").layer == 33
+    assert ft.HParams.load("gpt2-xl").layer == 1
+    assert ft_w.HParams.load("gpt-j-6b").weight_decay == 5e-4
+    assert attn_edit.HParams.load("gpt2-xl").layer == 33
     for spec in ("smollm2-135m", "gemma-3-270m"):
         for name, module in (("ft", ft), ("ft-l", ft_l), ("ft-w", ft_w), ("attn-edit", attn_edit)):
-            load_hparams(module.HParams, name, spec)
+            module.HParams.load(spec)

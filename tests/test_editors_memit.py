@@ -7,7 +7,7 @@ import torch
 
 from factlocate import arch
 from factlocate.editors import get, layer_range, memit
-from factlocate.editors.base import EditRequest, load_hparams
+from factlocate.editors.base import EditRequest
 from factlocate.errors import FactlocateError
 
 REQS = [
@@ -66,11 +66,11 @@ def test_memit_rejects_bad_input(tiny_llama):
 
 
 def test_memit_configs():
-    assert load_hparams(memit.HParams, "memit", "gpt-j-6b").layers == [3, 4, 5, 6, 7, 8]
-    hp = load_hparams(memit.HParams, "memit", "gpt2-xl")
+    assert memit.HParams.load("gpt-j-6b").layers == [3, 4, 5, 6, 7, 8]
+    hp = memit.HParams.load("gpt2-xl")
     assert hp.layers == [13, 14, 15, 16, 17] and hp.mom2_update_weight == 20000 and hp.v_num_grad_steps == 20
     for spec in ("smollm2-135m", "gemma-3-270m"):
-        load_hparams(memit.HParams, "memit", spec)
+        memit.HParams.load(spec)
 
 
 def test_range_helpers():

@@ -12,6 +12,7 @@ from factlocate.cli import main
 from factlocate.datasets import download
 from factlocate.deltas import WeightDelta
 from factlocate.editors.base import EditResult
+from factlocate.editors.base import HParams
 from factlocate.errors import FactlocateError
 from factlocate.evaluation import report, runner, sweep
 
@@ -19,7 +20,9 @@ NO_GEN = runner.EvalParams(generation=False)
 
 
 @dataclass
-class ToyHParams:
+class ToyHParams(HParams):
+    EDITOR = "toy"
+
     layer: int = 1
     scale: float = 3.0
     fact_token: str = "subject_last"
@@ -30,7 +33,7 @@ def _toy_edit(model, requests, hparams, **options):
     (req,) = requests
     g = torch.Generator().manual_seed(req.case_id * 31 + hparams.layer)
     u, v = torch.randn(model.cfg.d_mlp, 1, generator=g), torch.randn(1, model.cfg.d_model, generator=g)
-    delta = WeightDelta(arch.mlp_out_name(model, hparams.layer), arch.to_storage(model, hparams.scale * u @ v))
+    delta = WeightDelta(arch.mlp_out_name(model, hparams.layer), arch.to_storage(model, hparams.scale * u @ v, hparams.layer))
     return EditResult("toy", requests, [delta], {})
 
 

@@ -15,8 +15,8 @@ PARIS = "The Eiffel Tower is located in the city of"
 def test_bridge_matches_hf_logits(tiny_model, tiny_dirs):
     from transformers import AutoModelForCausalLM
 
-    name = arch.spec(tiny_model).name
-    hf = AutoModelForCausalLM.from_pretrained(tiny_dirs[name], attn_implementation="eager").eval()
+    folder = arch.hf_model(tiny_model).config.name_or_path
+    hf = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager").eval()
     ids = tokens.to_tensor(tiny_model, tokens.encode(tiny_model, PARIS))
     with torch.no_grad():
         diff = (tiny_model(ids) - hf(ids).logits).abs().max().item()
@@ -24,12 +24,12 @@ def test_bridge_matches_hf_logits(tiny_model, tiny_dirs):
 
 
 def test_arch_facts(tiny_model):
-    spec = arch.spec(tiny_model)
     w = arch.mlp_out_weight(tiny_model, 1)
     assert w.shape == (tiny_model.cfg.d_mlp, tiny_model.cfg.d_model)
     assert arch.n_layers(tiny_model) == 4
     ids = tokens.encode(tiny_model, "Paris")
-    assert (ids[0] == tiny_model.tokenizer.bos_token_id) == spec.prepend_bos
+    assert (ids[0] == tiny_model.tokenizer.bos_token_id) == arch.prepend_bos(tiny_model)
+    assert arch.prepend_bos(tiny_model) == (arch.family(tiny_model) == "gemma3_text")  # only Gemma starts with BOS
     for name in arch.attn_qkv_names(tiny_model, 1):
         arch.hf_parameter(tiny_model, name)
     _, cache = tiny_model.run_with_cache(tokens.to_tensor(tiny_model, ids))
@@ -44,9 +44,9 @@ def test_mlp_key_value_is_the_mlp_output_matrix(tiny_model):
     _, cache = tiny_model.run_with_cache(ids)
     k, v = cache[arch.hook_mlp_key(2)], cache[arch.hook_mlp_value(2)]
     pred = k @ arch.mlp_out_weight(tiny_model, 2)
-    bias = arch.spec(tiny_model).mlp_out_bias
+    bias = arch.mlp_out_bias_name(tiny_model, 2)
     if bias:
-        pred = pred + arch.hf_parameter(tiny_model, bias.format(l=2))
+        pred = pred + arch.hf_parameter(tiny_model, bias)
     assert torch.allclose(pred, v, atol=1e-4)
 
 
@@ -67,7 +67,7 @@ def test_subject_range(tiny_gpt2):
     ],
 )
 def test_load_errors(spec, message, monkeypatch):
-    monkeypatch.setattr("factlocate.models.hub_reachable", lambda timeout=3.0: False)
+    monkeypatch.setattr("factlocate.net.reachable", lambda url, timeout=3.0: False)
     with pytest.raises(FactlocateError, match=message):
         load_model(spec)
 

@@ -13,7 +13,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from factlocate import notebooks
+from factlocate import notebooks as helpers
+from tools import notebooks
 from factlocate.errors import FactlocateError
 
 
@@ -80,10 +81,10 @@ def test_runner_rejects_unknown_notebooks(capsys):
 
 
 def test_model_spec_and_fast_mode(monkeypatch):
-    monkeypatch.delenv(notebooks.MODEL_ENV, raising=False)
-    assert notebooks.model_spec("gemma-3-270m") == "gemma-3-270m" and not notebooks.fast_mode()
-    monkeypatch.setenv(notebooks.MODEL_ENV, "smollm2-135m")
-    assert notebooks.model_spec("gemma-3-270m") == "smollm2-135m" and not notebooks.fast_mode()
-    monkeypatch.setenv(notebooks.MODEL_ENV, "tiny-nope")
+    monkeypatch.delenv(helpers.MODEL_ENV, raising=False)
+    assert helpers.model_spec("gemma-3-270m") == "gemma-3-270m" and not helpers.fast_mode()
+    monkeypatch.setenv(helpers.MODEL_ENV, "smollm2-135m")
+    assert helpers.model_spec("gemma-3-270m") == "smollm2-135m" and not helpers.fast_mode()
+    monkeypatch.setenv(helpers.MODEL_ENV, "tiny-nope")
     with pytest.raises(FactlocateError, match="unknown tiny architecture"):
-        notebooks.model_spec("gemma-3-270m")
+        helpers.model_spec("gemma-3-270m")

@@ -98,7 +98,7 @@ def test_sequential_requests_and_consistent_keys(tiny_model):
     extra = res2.extra["per_request"][0]
     w = arch.mlp_out_weight(tiny_model, 1).detach().float()
     dw = res2.deltas[0].delta
-    dw = dw.T if arch.spec(tiny_model).mlp_out_transposed else dw
+    dw = dw.T if arch.stored_transposed(tiny_model, 1, "mlp.out") else dw
     # with consistent keys, ΔW maps k̄ to v* − W k̄ (biases cancel)
     assert torch.allclose(extra["k_bar"] @ (w + dw) - extra["k_bar"] @ w,
                           extra["right"] * torch.dot(extra["k_bar"], extra["u"]), atol=1e-4)

@@ -7,7 +7,7 @@ import pytest
 
 from factlocate.cli import main
 
-FAST = ["--hparams", "v_num_grad_steps=3", "stats_tokens=800"]
+FAST = ["--set", "v_num_grad_steps=3", "--set", "stats_tokens=800"]
 
 
 def test_edit_prints_probs_generations_and_saves(tiny_dirs, tmp_path, capsys):
@@ -40,7 +40,7 @@ def test_edit_reads_counterfact_requests(tiny_dirs, tmp_path, capsys):
     (["--subject", "Paris", "--prompt", "Rome is nice", "--target", "x"], "does not occur"),
     (["--subject", "Paris", "--prompt", "{} is nice", "--target", " "], "empty"),
     (["--subject", "Paris", "--prompt", "{} is nice", "--target", "x", "--layer", "9"], "out of range"),
-    (["--subject", "Paris", "--prompt", "{} is nice", "--target", "x", "--hparams", "v_lr"], "KEY=VALUE"),
+    (["--subject", "Paris", "--prompt", "{} is nice", "--target", "x", "--set", "v_lr"], "KEY=VALUE"),
     (["--subject", "Paris", "--prompt", "{} is nice", "--target", "x", "--editor", "nope"], "unknown editor"),
     (["--subject", "Paris", "--prompt", "{} is nice"], "--target"),
     (["--subject", "Paris", "--prompt", "{} is nice", "--target", "x"], "--layer"),

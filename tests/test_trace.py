@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from factlocate.errors import FactlocateError
-from factlocate.tracing import parse_noise, resolve_noise, trace, trace_kinds, window_layers
+from factlocate.tracing import GridSpec, RunSpec, parse_noise, resolve_noise, trace, trace_kinds, window_layers
 
 PROMPT, SUBJECT = "The capital of Roman Republic is", "Roman Republic"  # subject mid-prompt
 FAST = dict(samples=2, noise=0.5)
@@ -37,16 +37,26 @@ def test_batched_equals_naive(tiny_model):
 
 
 def test_prefix_cache_forward_equals_full_forward(tiny_model):
-    """The engine runs positions t.. on the corrupted pass's cached keys/values of 0..t-1."""
-    from factlocate.tracing.prefix_cache import prefix_cache
+    """The engine runs positions t.. on the corrupted pass's cached keys/values of 0..t-1.
 
+    Where this library combination cannot reuse caches, the once-per-model check says so
+    (and the engine runs full rows): the test then checks that verdict instead.
+    """
+    from factlocate.forward import kv
+    from factlocate.tracing import batched
+
+    if not batched.reuse_verified(tiny_model):
+        pytest.skip(f"KV reuse does not match full forwards under {kv.versions()}: the engine runs full rows")
     ids = torch.tensor([[5, 17, 23, 42, 8, 99, 3]] * 2)
     with torch.no_grad():
-        full, cache = tiny_model(ids, return_type="logits_and_cache", use_cache=True)
+        cache = kv.empty(tiny_model)
+        full = tiny_model(ids, past_key_values=cache)
         rows = torch.tensor([1, 0, 1])
+        worst = 0.0
         for t in (1, 4, 6):
-            part = tiny_model(ids[rows, t:], past_key_values=prefix_cache(cache, rows, t))
-            torch.testing.assert_close(part, full[rows, t:], atol=1e-5, rtol=0)
+            part = tiny_model(ids[rows, t:], past_key_values=kv.prefix(tiny_model, kv.layers(cache), rows, t))
+            worst = max(worst, float((part - full[rows, t:]).abs().max()))
+    assert worst < 1e-5
     assert cache.get_seq_length() == 7  # the source cache is left as it was
 
 
@@ -84,7 +94,8 @@ def test_severed_and_reference_draws_change_scores(tiny_gpt2):
 
 
 def test_multi_kind_matches_single_kind_and_token_range(tiny_gpt2):
-    both = trace_kinds(tiny_gpt2, PROMPT, SUBJECT, ["hidden", "attn"], window=2, **FAST)
+    grids = [GridSpec("hidden", window=2), GridSpec("attn", window=2)]
+    both = trace_kinds(tiny_gpt2, PROMPT, SUBJECT, grids, RunSpec(samples=2, noise="0.5"))
     single = trace(tiny_gpt2, PROMPT, SUBJECT, kind="attn", window=2, **FAST)
     np.testing.assert_allclose(both["attn"].scores, single.scores, atol=1e-6)
     last = trace(tiny_gpt2, PROMPT, SUBJECT, token_range="subject_last", **FAST)
@@ -162,10 +173,13 @@ def test_bad_input_raises_clear_errors(tiny_gpt2, kwargs, message):
 
 
 @pytest.mark.embedded
-def test_embedded_batched_equals_naive(smollm):
+@pytest.mark.parametrize("name", ["smollm", "gemma"])
+def test_embedded_batched_equals_naive(name, request):
+    model = request.getfixturevalue(name)
     prompt, subject = "The Eiffel Tower is located in the city of", "The Eiffel Tower"
-    r = trace(smollm, prompt, subject, kind="mlp", samples=3, token_range="subject_last")
-    n = trace(smollm, prompt, subject, kind="mlp", samples=3, token_range="subject_last", engine="naive")
-    assert r.answer.strip() == "Paris"
-    np.testing.assert_allclose(r.scores, n.scores, atol=1e-5)
-    assert r.high_score > 0.5 and r.low_score < r.high_score
+    for kind, options in (("mlp", {}), ("hidden", {"sever": "mlp"})):
+        r = trace(model, prompt, subject, kind=kind, samples=3, token_range="subject_last", **options)
+        n = trace(model, prompt, subject, kind=kind, samples=3, token_range="subject_last", engine="naive", **options)
+        assert r.answer.strip() == "Paris"
+        np.testing.assert_allclose(r.scores, n.scores, atol=1e-5)
+        assert r.high_score > 0.5 and r.low_score < r.high_score

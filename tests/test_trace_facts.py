@@ -8,7 +8,8 @@ import pytest
 
 from factlocate.errors import FactlocateError
 from factlocate.tracing import facts as facts_mod
-from factlocate.tracing.facts import FactRunParams, answer_matches, load_facts, run_facts, summarize
+from factlocate.tracing import GridSpec, RunSpec
+from factlocate.tracing.facts import FactSetSpec, answer_matches, load_facts, run_facts, summarize
 from factlocate.tracing.result import TraceResult
 
 
@@ -48,7 +49,7 @@ def test_load_facts_validates(tmp_path):
 
 def test_run_facts_skips_resumes_and_summarises(tiny_gpt2, tmp_path, monkeypatch):
     facts = _facts_the_model_knows(tiny_gpt2)
-    params = FactRunParams(model="tiny-gpt2", facts="custom", samples=2, noise="0.5", window=2, sever="mlp")
+    params = FactSetSpec(model="tiny-gpt2", facts="custom", window=2, sever="mlp", run=RunSpec(samples=2, noise="0.5"))
     summary = run_facts(tiny_gpt2, tmp_path, params, facts=facts, progress=False)
     assert summary["n_traced"] == 3 and summary["n_skipped"] == 1
     hidden = summary["kinds"]["hidden"]
@@ -65,13 +66,14 @@ def test_run_facts_skips_resumes_and_summarises(tiny_gpt2, tmp_path, monkeypatch
     assert again["n_traced"] == 3
     # Other parameters in the same folder are refused.
     with pytest.raises(FactlocateError, match="other parameters"):
-        run_facts(tiny_gpt2, tmp_path, FactRunParams(model="tiny-gpt2", facts="custom", samples=3), facts=facts)
+        run_facts(tiny_gpt2, tmp_path, FactSetSpec(model="tiny-gpt2", facts="custom", run=RunSpec(samples=3)),
+                  facts=facts)
 
 
 def test_buckets_follow_the_original():
     scores = np.arange(8 * 2, dtype=float).reshape(8, 2)
-    r = TraceResult(scores, 0.0, 1.0, " x", 1, list(range(8)), ["t"] * 8, (1, 4), "hidden", 10, 0.1, {},
-                    2, 1, "m", "p", "s", positions=list(range(8)))
+    r = TraceResult(scores, 0.0, 1.0, " x", 1, list(range(8)), ["t"] * 8, (1, 4), list(range(8)), "p", "s", "m",
+                    GridSpec("hidden"), RunSpec(samples=2))
     rows = facts_mod._bucket_rows(r)
     assert rows["first_subject"].tolist() == [scores[1].tolist()]
     assert rows["middle_subject"].tolist() == scores[2:3].tolist()
@@ -93,10 +95,11 @@ def test_cli_trace_writes_json_and_html(tiny_dirs, tmp_path, capsys):
     assert f"figure: {out / 'trace.html'}" in printed
     for kind in ("hidden", "mlp", "attn"):
         d = json.loads((out / f"trace_{kind}.json").read_text())
-        for key in ("scores", "low_score", "high_score", "answer", "input_tokens", "subject_range", "kind",
-                    "window", "noise_level", "samples", "seed", "model"):
+        for key in ("scores", "low_score", "high_score", "answer", "input_tokens", "subject_range", "noise",
+                    "model", "grid", "run"):
             assert key in d, key
-        assert d["kind"] == kind and len(d["scores"]) == len(d["input_tokens"])
+        assert d["grid"]["kind"] == kind and len(d["scores"]) == len(d["input_tokens"])
+        assert d["grid"]["window"] == 2 and d["run"]["samples"] == 2 and d["noise"]["level"] == 0.5
     assert (out / "trace.html").stat().st_size > 10_000
 
 
@@ -119,8 +122,8 @@ def test_summary_figures(tiny_gpt2, tmp_path):
     from factlocate import plots
 
     facts = _facts_the_model_knows(tiny_gpt2, n_right=2, n_wrong=0)
-    params = FactRunParams(model="tiny-gpt2", facts="custom", samples=2, noise="0.5", window=2, sever="attn",
-                           kinds=("hidden", "mlp"))
+    params = FactSetSpec(model="tiny-gpt2", facts="custom", window=2, sever="attn", kinds=("hidden", "mlp"),
+                         run=RunSpec(samples=2, noise="0.5"))
     summary = run_facts(tiny_gpt2, tmp_path, params, facts=facts, progress=False)
     figs = [plots.average_heatmaps(summary), plots.average_lines(summary), plots.severed_bars(summary)]
     assert all(len(f.data) for f in figs)

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from factlocate import arch, tokens
 from factlocate.errors import FactlocateError
+from factlocate.forward import kv
 
 
 def bos_id(model) -> int:
@@ -68,32 +69,63 @@ def generate(
 
 
 def _sample(model, rows: list[list[int]], max_length: int, top_k: int, generator) -> list[list[int]]:
-    """Sample until every row has `max_length` tokens, with the HF key/value cache.
+    """Sample until every row has `max_length` tokens.
 
     Rows are left-padded; positions count real tokens only. The Hugging Face
     model inside the bridge is called directly (its modules are the bridge's, so
-    edits and hooks apply) because it returns the cache and can compute logits
-    for the last position only.
+    edits and hooks apply) because it takes position ids and can compute logits
+    for the last position only. Each step reuses the KV cache where that was
+    checked to match full forwards for this model (`cached_decoding_verified`),
+    and reruns the whole sequence otherwise.
     """
     steps = max_length - min(len(r) for r in rows)
     if steps <= 0:
         return [r[:max(max_length, 1)] for r in rows]
-    hf = arch.hf_model(model)
     ids, mask = tokens.batch(model, rows, pad_left=True)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache, step_ids, step_pos = None, ids, positions
+    step = _decoder(model, ids, mask, cached_decoding_verified(model))
     new = []
     for _ in range(steps):
-        out = hf(input_ids=step_ids, attention_mask=mask, position_ids=step_pos, past_key_values=cache,
-                 use_cache=True, logits_to_keep=1)
-        cache = out.past_key_values
-        probs = out.logits[:, -1].float().softmax(-1)
+        probs = step(new[-1] if new else None).float().softmax(-1)
         top_p, top_i = probs.topk(top_k, dim=-1)
         top_p = top_p / top_p.sum(-1, keepdim=True)
         pick = torch.multinomial(top_p.cpu(), 1, generator=generator).to(top_i.device)
-        step_ids = top_i.gather(1, pick)
-        new.append(step_ids)
-        mask = torch.cat([mask, torch.ones_like(step_ids)], dim=1)
-        step_pos = step_pos[:, -1:] + 1
+        new.append(top_i.gather(1, pick))
     new = torch.cat(new, dim=1).tolist()
     return [(r + n)[:max_length] for r, n in zip(rows, new)]
+
+
+def _decoder(model, ids: torch.Tensor, mask: torch.Tensor, cached: bool):
+    """A function: the tokens sampled last step (None at first) -> next-token logits [rows, vocab]."""
+    hf = arch.hf_model(model)
+    state = {"ids": ids, "mask": mask, "cache": kv.empty(model) if cached else None}
+
+    def step(last):
+        if last is not None:
+            state["ids"] = torch.cat([state["ids"], last], dim=1)
+            state["mask"] = torch.cat([state["mask"], torch.ones_like(last)], dim=1)
+        positions = (state["mask"].cumsum(-1) - 1).clamp(min=0)
+        feed, pos = state["ids"], positions
+        if cached and last is not None:
+            feed, pos = last, positions[:, -1:]
+        out = hf(input_ids=feed, attention_mask=state["mask"], position_ids=pos, past_key_values=state["cache"],
+                 use_cache=cached, logits_to_keep=1)
+        return out.logits[:, -1]
+
+    return step
+
+
+def cached_decoding_verified(model) -> bool:
+    """Whether cached decoding gives the full-forward logits on this model (checked once, on a probe)."""
+    def probe():
+        prompt = kv.probe_ids(model, 4)
+        ids, mask = tokens.batch(model, [prompt, prompt[1:]], pad_left=True)
+        out = []
+        for cached in (True, False):
+            step, logits, last = _decoder(model, ids, mask, cached), [], None
+            for _ in range(3):
+                logits.append(step(last).float().log_softmax(-1))
+                last = logits[-1].argmax(-1, keepdim=True)
+            out.append(torch.stack(logits))
+        return out[0], out[1]
+
+    return kv.verified(model, "cached generation", probe)

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from factlocate import net
+from factlocate.identity import attach
 from factlocate.errors import FactlocateError
 
 DEFAULT_MODEL = "gemma-3-270m"
@@ -55,21 +57,6 @@ PAPER_MODELS = ("gpt2-medium", "gpt2-large", "gpt2-xl", "EleutherAI/gpt-j-6b")
 HUB_ALIASES = {"gpt-j-6b": "EleutherAI/gpt-j-6b", "gptj": "EleutherAI/gpt-j-6b"}
 # Hub repositories without an organisation prefix that we accept by name.
 HUB_SHORT_NAMES = ("gpt2", "gpt2-medium", "gpt2-large", "gpt2-xl", "distilgpt2")
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """Whether the HF hub answers a TCP connection (no request is made)."""
-    import socket
-    from urllib.parse import urlparse
-
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        return False
-    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def cache_dir() -> Path:
@@ -199,7 +186,7 @@ def _load_hub(name: str, dtype: torch.dtype):
         return _load_hf_pretrained(name, dtype, local_only=True)
     except (OSError, LocalEntryNotFoundError, ValueError):
         pass
-    if not hub_reachable():
+    if not net.reachable(net.hub_url()):
         raise FactlocateError(
             f"model {name!r} is not in the local cache and the hub is unreachable; "
             f"use an embedded model ({', '.join(sorted(EMBEDDED))}) or a local folder"
@@ -223,7 +210,7 @@ def boot(hf, tokenizer, device: str | torch.device | None = None):
     """Wrap an HF causal LM and its tokenizer in a TransformerBridge (raw weights)."""
     from transformer_lens.model_bridge import TransformerBridge
 
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(device or torch.accelerator.current_accelerator() or "cpu")
     hf = hf.to(device)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -234,7 +221,6 @@ def boot(hf, tokenizer, device: str | torch.device | None = None):
     bridge.eval()
     for p in bridge.parameters():
         p.requires_grad_(False)
-    bridge.factlocate_spec = getattr(hf, "_factlocate_spec", None)
     return bridge
 
 
@@ -242,6 +228,8 @@ def load_model(spec: str | None = None, device: str | None = None, dtype: torch.
     """Load a model spec as a TransformerBridge with raw HF weights (no folding or centring).
 
     Parameters are frozen (requires_grad False); editors enable gradients where they need them.
+    The device defaults to the machine's accelerator, if it has one. The model's identity
+    (spec, weight fingerprint, file-safe name) is made here, once (`factlocate.identity`).
     """
     spec = spec or DEFAULT_MODEL
     dtype = dtype or torch.float32
@@ -266,5 +254,5 @@ def load_model(spec: str | None = None, device: str | None = None, dtype: torch.
     if not getattr(hf.config, "architectures", None):
         hf.config.architectures = [type(hf).__name__]
     model = boot(hf, tok, device)
-    model.factlocate_spec = spec
+    attach(model, spec)
     return model

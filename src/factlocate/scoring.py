@@ -13,6 +13,7 @@ import torch
 from jaxtyping import Float
 
 from factlocate import tokens
+from factlocate.forward import control, kv
 
 
 def _rows(model, prompts: list[str], targets: list[str]):
@@ -63,10 +64,34 @@ def shared_prompt_nll(model, prompts: list[str], targets: list[list[str]]) -> li
     is repeated once per target, and the targets (all but their last token) run as
     right-padded continuations. Padding after a target's real tokens cannot reach
     them (attention is causal), so the numbers are `target_nll`'s up to float rounding.
+    The cache reuse is checked once per model (`forward.kv.verified`); where it does
+    not match, every (prompt, target) pair is scored by `target_nll` instead.
     """
     k = len(targets[0]) if targets else 0
     if any(len(ts) != k for ts in targets) or len(prompts) != len(targets):
         raise ValueError("shared_prompt_nll needs the same number of targets for every prompt")
+    if not kv.verified(model, "shared-prompt scoring", lambda: _probe(model)):
+        return _plain(model, prompts, targets)
+    return _shared(model, prompts, targets)
+
+
+def _plain(model, prompts: list[str], targets: list[list[str]]) -> list[list[float]]:
+    pairs = [(p, t) for p, ts in zip(prompts, targets) for t in ts]
+    nll = target_nll(model, [p for p, _ in pairs], [t for _, t in pairs]).tolist()
+    k = len(targets[0]) if targets else 0
+    return [nll[i * k : (i + 1) * k] for i in range(len(prompts))]
+
+
+def _probe(model) -> tuple[torch.Tensor, torch.Tensor]:
+    """Shared and plain NLLs of two prompts of one length, with two multi-token targets each."""
+    ids = kv.probe_ids(model, 6)
+    prompts = [model.tokenizer.decode(ids[-4:]), model.tokenizer.decode(ids[-5:-1])]
+    targets = [["Paris France", "the city of Rome"]] * 2
+    return torch.tensor(_shared(model, prompts, targets)), torch.tensor(_plain(model, prompts, targets))
+
+
+def _shared(model, prompts: list[str], targets: list[list[str]]) -> list[list[float]]:
+    k = len(targets[0]) if targets else 0
     encoded = [tokens.encode(model, p) for p in prompts]
     target_ids = [[tokens.encode_target(model, t) for t in ts] for ts in targets]
     by_length = defaultdict(list)
@@ -77,8 +102,9 @@ def shared_prompt_nll(model, prompts: list[str], targets: list[list[str]]) -> li
     pad = model.tokenizer.pad_token_id if model.tokenizer.pad_token_id is not None else 0
     for idx in by_length.values():
         ids = torch.tensor([encoded[i] for i in idx], device=device)
-        logits, cache = model(ids, return_type="logits_and_cache", use_cache=True)
-        first = logits[:, -1].float().log_softmax(-1)  # [prompts, vocab]
+        cache = kv.empty(model)
+        resid = control.run(model, ids, past=cache)
+        first = control.unembed(model, resid[:, -1]).float().log_softmax(-1)  # [prompts, vocab]
         rows = [target_ids[i][j] for i in idx for j in range(k)]
         width = max(len(r) for r in rows) - 1
         if width > 0:

@@ -5,8 +5,7 @@ import dataclasses
 import inspect
 import json
 
-import yaml
-
+from factlocate.cli.common import add_hparams_args, load_hparams, parse_layers
 from factlocate.errors import FactlocateError
 
 
@@ -20,8 +19,7 @@ def register(sub) -> None:
     p.add_argument("--target-true", default=None, help="the current answer, to show its probability")
     p.add_argument("--requests", default=None, help="JSON list of {prompt, subject, target_new[, target_true]} "
                    "or CounterFact records (edited one after another, or as a batch for memit)")
-    p.add_argument("--layer", type=str, default=None, help="edit layer(s), e.g. 5 or 3,4,5 (overrides the config)")
-    p.add_argument("--hparams", nargs="*", default=[], metavar="KEY=VALUE", help="hyperparameter overrides")
+    add_hparams_args(p)
     p.add_argument("--stats", default=None, help="key statistics file to use (factlocate stats --out)")
     p.add_argument("--templates", default=None, help="JSON list of context templates to use")
     p.add_argument("--seed", type=int, default=0, help="seed for torch and for generation")
@@ -35,41 +33,14 @@ def register(sub) -> None:
 
     p = sub.add_parser("stats", help="compute and cache ROME's key statistics (MLP key second moment)")
     p.add_argument("--model", default=None)
-    p.add_argument("--layer", type=str, required=True, help="layer, or comma-separated layers (one pass)")
+    p.add_argument("--layer", "--layers", dest="layers", type=str, required=True,
+                   help="layer(s), e.g. 5, 3,4,5 or 3-8 (several in one pass)")
     p.add_argument("--corpus", default=None, help="wikitext2 (shipped, default), hf:wikitext-103, hf:wikipedia, a file or folder")
     p.add_argument("--tokens", type=int, default=200_000, help="token budget (the paper: about 100M)")
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     p.add_argument("--max-text-tokens", type=int, default=1024, help="truncate each text to this many tokens")
     p.add_argument("--out", default=None, help="write the statistics here instead of the cache (one layer)")
     p.set_defaults(func=run_stats)
-
-
-def _layers(text: str) -> list[int]:
-    try:
-        return [int(x) for x in text.split(",") if x.strip()]
-    except ValueError as e:
-        raise FactlocateError(f"--layer takes integers like 5 or 3,4,5, got {text!r}") from e
-
-
-def _overrides(args, hparams_cls) -> dict:
-    out = {}
-    for item in args.hparams:
-        if "=" not in item:
-            raise FactlocateError(f"--hparams takes KEY=VALUE pairs, got {item!r}")
-        key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
-    if args.layer is not None:
-        layers = _layers(args.layer)
-        names = {f.name for f in dataclasses.fields(hparams_cls)}
-        if "layers" in names:
-            out["layers"] = layers
-        elif "layer" in names:
-            if len(layers) != 1:
-                raise FactlocateError(f"--editor {args.editor} edits one layer; got --layer {args.layer}")
-            out["layer"] = layers[0]
-        else:
-            raise FactlocateError(f"--editor {args.editor} takes no --layer")
-    return out
 
 
 def read_requests(path: str) -> list:
@@ -137,15 +108,14 @@ def run_edit(args) -> int:
 
     from factlocate import deltas
     from factlocate.editors import get
-    from factlocate.editors.base import load_hparams
     from factlocate.generate import generate
     from factlocate.io import write_json
     from factlocate.models import DEFAULT_MODEL, load_model
 
     editor = get(args.editor)
     spec = args.model or DEFAULT_MODEL
-    hparams = load_hparams(editor.HParams, editor.NAME, spec, _overrides(args, editor.HParams))
     requests = _requests(args)
+    hparams = load_hparams(editor, spec, args)
     options = _options(args, editor)
     torch.manual_seed(args.seed)
     model = load_model(spec)
@@ -190,7 +160,7 @@ def run_stats(args) -> int:
     from factlocate.editors import key_stats
     from factlocate.models import DEFAULT_MODEL, load_model
 
-    layers = _layers(args.layer)
+    layers = parse_layers(args.layers)
     if args.out and len(layers) != 1:
         raise FactlocateError("--out takes a single --layer")
     if args.tokens < 1:

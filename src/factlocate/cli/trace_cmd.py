@@ -1,7 +1,9 @@
-"""`factlocate trace` (one prompt) and `factlocate trace-facts` (averages over a fact set)."""
+"""`factlocate trace` (one prompt), `trace-facts` (averages over a fact set) and `layer-range`."""
 from __future__ import annotations
 
 from pathlib import Path
+
+from factlocate.errors import FactlocateError
 
 
 def register(sub) -> None:
@@ -10,11 +12,12 @@ def register(sub) -> None:
     p.add_argument("--prompt", required=True)
     p.add_argument("--subject", required=True, help="the subject, as it occurs in the prompt")
     p.add_argument("--kind", default="all", choices=["hidden", "mlp", "attn", "all"])
-    _common(p)
+    _run_args(p)
     p.add_argument("--sever", choices=["mlp", "attn"], default=None,
                    help="also write a severed hidden trace (trace_hidden_severed_<kind>.json)")
     p.add_argument("--noise-draws", choices=["same", "reference"], default="same",
                    help="severed traces: reference draws new noise in the second pass, as the original notebook")
+    p.add_argument("--replace", action="store_true", help="replace the subject embeddings by noise")
     p.add_argument("--out", required=True, help="output folder")
     p.set_defaults(func=run_trace)
 
@@ -25,45 +28,59 @@ def register(sub) -> None:
     p.add_argument("--kinds", default="hidden,mlp,attn", help="comma-separated kinds (default all three)")
     p.add_argument("--sever", choices=["mlp", "attn"], default=None,
                    help="also trace the hidden state at the last subject token with this path severed")
-    _common(p)
+    _run_args(p)
     p.add_argument("--out", required=True, help="output folder (a rerun resumes)")
     p.set_defaults(func=run_trace_facts)
 
+    p = sub.add_parser("layer-range", help="suggest MEMIT's layer range and AttnEdit's layer from causal traces")
+    p.add_argument("--model", default=None, help="model spec (default gemma-3-270m)")
+    p.add_argument("--n", type=int, default=20, help="number of known facts to trace")
+    p.add_argument("--width", type=int, default=5, help="number of layers in MEMIT's range")
+    p.add_argument("--samples", type=int, default=10)
+    p.add_argument("--attention", action="store_true", help="also suggest AttnEdit's layer")
+    p.set_defaults(func=run_layer_range)
 
-def _common(p) -> None:
+
+def _run_args(p) -> None:
     p.add_argument("--samples", type=int, default=10, help="corrupted runs per site (default 10)")
     p.add_argument("--noise", default="s3", help="noise: a number, sK, uX, m or tD (default s3)")
-    p.add_argument("--replace", action="store_true", help="replace the subject embeddings by noise")
     p.add_argument("--window", type=int, default=10, help="layers restored around an mlp/attn site (default 10)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--engine", choices=["batched", "naive"], default="batched")
 
 
+def _run_spec(args):
+    from factlocate.tracing import RunSpec
+
+    return RunSpec(samples=args.samples, noise=args.noise, replace=getattr(args, "replace", False),
+                   seed=args.seed, engine=args.engine)
+
+
 def run_trace(args) -> int:
     from factlocate import plots
     from factlocate.models import DEFAULT_MODEL, load_model
-    from factlocate.tracing import resolve_noise, trace_kinds
+    from factlocate.tracing import GridSpec, trace_kinds
 
     name = args.model or DEFAULT_MODEL
+    run = _run_spec(args)
     kinds = ["hidden", "mlp", "attn"] if args.kind == "all" else [args.kind]
+    grids = [GridSpec(k, args.window) for k in kinds]
+    severed = GridSpec("hidden", args.window, args.sever, args.noise_draws) if args.sever else None
     model = load_model(name)
-    noise = resolve_noise(model, args.noise, replace=args.replace)
-    options = dict(samples=args.samples, noise=noise, window=args.window, seed=args.seed,
-                   engine=args.engine, model_name=name, progress=True)
-    results = trace_kinds(model, args.prompt, args.subject, kinds, **options)
+    results = trace_kinds(model, args.prompt, args.subject, grids, run, progress=True)
     out = Path(args.out)
-    for kind, r in results.items():
-        r.save(out / f"trace_{kind}.json")
+    for key, r in results.items():
+        r.save(out / f"trace_{key}.json")
     figures = [plots.trace_heatmaps(results)]
-    if args.sever:
-        sev = trace_kinds(model, args.prompt, args.subject, ["hidden"], sever=args.sever,
-                          noise_draws=args.noise_draws, **options)["hidden"]
-        sev.save(out / f"trace_hidden_severed_{args.sever}.json")
+    if severed:
+        (key, sev), = trace_kinds(model, args.prompt, args.subject, [severed], run, progress=True).items()
+        sev.save(out / f"trace_{key}.json")
         figures.append(plots.trace_heatmap(sev))
     html = plots.save_html(figures, out / "trace.html")
     r = next(iter(results.values()))
+    level = r.noise_level if r.noise_level is not None else r.noise["family"]
     print(f"{r.prompt!r} -> {r.answer!r}: p {r.high_score:.4f} clean, {r.low_score:.4f} corrupted "
-          f"(noise {r.noise['spec']}, level {r.noise_level if r.noise_level is not None else r.noise['family']})")
+          f"(noise {r.noise['spec']}, level {level})")
     for kind, res in results.items():
         t, l = divmod(int(res.scores.argmax()), res.n_layers)
         print(f"  {kind:<6} best restore: token {res.input_tokens[res.positions[t]]!r} layer {l} -> p {res.scores.max():.4f}")
@@ -75,21 +92,16 @@ def run_trace(args) -> int:
 def run_trace_facts(args) -> int:
     from factlocate import plots
     from factlocate.models import DEFAULT_MODEL, load_model
-    from factlocate.tracing.facts import FactRunParams, load_facts, run_facts
+    from factlocate.tracing.facts import FactSetSpec, load_facts, run_facts
 
     name = args.model or DEFAULT_MODEL
     facts = load_facts(args.facts)  # validate before the slow model load
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    params = FactRunParams(model=name, facts=args.facts or "known_1000.json", kinds=kinds, sever=args.sever,
-                           samples=args.samples, noise=args.noise, window=args.window, seed=args.seed,
-                           engine=args.engine)
-    if args.replace:
-        from factlocate.errors import FactlocateError
-
-        raise FactlocateError("--replace is for single traces; fact-set runs add noise")
+    spec = FactSetSpec(model=name, facts=args.facts or "known_1000.json", kinds=kinds, sever=args.sever,
+                       window=args.window, run=_run_spec(args))
     model = load_model(name)
     out = Path(args.out)
-    summary = run_facts(model, out, params, n=args.n, facts=facts)
+    summary = run_facts(model, out, spec, n=args.n, facts=facts)
     print(f"traced {summary['n_traced']} facts, skipped {summary['n_skipped']} the model answers differently")
     if summary["n_traced"]:
         figures = [plots.average_heatmaps(summary), plots.average_lines(summary)]
@@ -102,4 +114,26 @@ def run_trace_facts(args) -> int:
                   f"{k['best_last_token_aie']:.4f} (layer {k['best_last_token_layer']})")
         print(f"summary: {out}/summary.csv, {out}/summary.json")
         print(f"figures: {html}")
+    return 0
+
+
+def run_layer_range(args) -> int:
+    from factlocate.editors import layer_range
+    from factlocate.models import load_model
+
+    if args.n < 1:
+        raise FactlocateError("--n must be at least 1")
+    model = load_model(args.model)
+    pairs = layer_range.facts(args.n)
+    gap = layer_range.severed_gap(model, pairs, samples=args.samples)
+    print("layer  gap(ordinary - MLP severed)")
+    for l, g in enumerate(gap):
+        print(f"{l:5d}  {g:+.4f}")
+    print(f"memit layers: {layer_range.best_window(gap, args.width)}")
+    if args.attention:
+        eff = layer_range.attention_effect(model, pairs, samples=args.samples)
+        print("layer  attention effect at the last token")
+        for l, e in enumerate(eff):
+            print(f"{l:5d}  {e:+.4f}")
+        print(f"attn-edit layer: {layer_range.centre_layer(eff)}")
     return 0

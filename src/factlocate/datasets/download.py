@@ -5,13 +5,12 @@ Where rome.baulab.info is unreachable (offline machines), `fetch` raises a
 """
 from __future__ import annotations
 
-import os
-import socket
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
 from factlocate.errors import FactlocateError
+from factlocate.net import reachable
 from factlocate.io import atomic_path
 from factlocate.models import cache_dir
 
@@ -29,22 +28,6 @@ def data_dir() -> Path:
     path = cache_dir() / "data"
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def offline() -> bool:
-    return os.environ.get("FACTLOCATE_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
-
-
-def reachable(url: str, timeout: float = 3.0) -> bool:
-    """Whether the URL's host accepts a TCP connection (no request is made)."""
-    if offline():
-        return False
-    parsed = urlparse(url)
-    try:
-        socket.create_connection((parsed.hostname, parsed.port or 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def cached(name: str) -> Path | None:

@@ -1,4 +1,4 @@
-"""Editors: each module computes WeightDeltas for a list of EditRequests (see `base`)."""
+"""Editors: each module computes WeightDeltas for a list of EditRequests (see `base.Editor`)."""
 from __future__ import annotations
 
 import importlib
@@ -21,18 +21,4 @@ def get(name: str):
     """The editor module called `name`."""
     if name not in EDITORS:
         raise FactlocateError(f"unknown editor {name!r}; choose from {', '.join(EDITORS)}")
-    try:
-        return importlib.import_module(EDITORS[name])
-    except ModuleNotFoundError as e:
-        raise FactlocateError(f"editor {name!r} is not available in this version") from e
-
-
-def available() -> list[str]:
-    out = []
-    for name in EDITORS:
-        try:
-            get(name)
-            out.append(name)
-        except FactlocateError:
-            pass
-    return out
+    return importlib.import_module(EDITORS[name])

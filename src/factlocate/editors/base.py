@@ -1,28 +1,44 @@
-"""The editor interface shared by ROME and every baseline.
+"""The editor contract shared by ROME and every baseline.
 
-An editor is a module under `factlocate.editors` that defines
+An editor is a module under `factlocate.editors` that satisfies `Editor`:
 
     NAME: str
-    HParams: a validated dataclass (see `load_hparams`)
-    compute_edit(model, requests: list[EditRequest], hparams, **options) -> EditResult
+    HParams: a dataclass subclassing `HParams` (validated; `HParams.load(model_spec)` reads
+             configs/<editor>/<model>.yaml shipped with the package)
+    compute_edit(model, requests, hparams, *, progress=True, **options) -> EditResult
 
-`compute_edit` leaves the model's weights as it found them; the caller applies
-the result's deltas (`result.apply(model)`, `result.revert(model)`, or
+Every `compute_edit` is built on `edit(...)`, which runs the shared prologue (check
+the requests and that each subject occurs in its prompt, read p(target) before)
+and epilogue (read p(target) with the deltas applied, build the `EditResult`).
+`compute_edit` leaves the model's weights as it found them; the caller applies the
+result's deltas (`result.apply(model)`, `result.revert(model)`, or
 `with result.applied(model): ...`).
+
+The same concept has the same name in every editor's hyperparameters: `layer` (one
+edited layer) or `layers` (several), `fact_token`, `seed` (everything the editor
+samples), `context_template_lengths`, `stats_corpus`/`stats_tokens`/`stats_dtype`, and
+the paper's own names (`v_num_grad_steps`, `clamp_norm_factor`, `mom2_update_weight`, ...).
 """
 from __future__ import annotations
 
 import contextlib
 import dataclasses
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
+from typing import ClassVar, Protocol
 
 import yaml
 
 from factlocate import deltas as deltas_mod
+from factlocate import scoring, tokens
 from factlocate.deltas import WeightDelta
 from factlocate.errors import FactlocateError
+
+CONFIGS_ENV = "FACTLOCATE_CONFIGS"
 
 
 @dataclass(frozen=True)
@@ -67,8 +83,8 @@ class EditResult:
     requests: list[EditRequest]
     deltas: list[WeightDelta]
     hparams: dict
-    timings: dict[str, float] = field(default_factory=dict)
-    probs_before: list[dict] = field(default_factory=list)  # per request {"new": p, "true": p}
+    timings: dict[str, float] = field(default_factory=dict)  # "total" plus the editor's own steps
+    probs_before: list[dict] = field(default_factory=list)  # per request {"new": p[, "true": p]}
     probs_after: list[dict] = field(default_factory=list)
     extra: dict = field(default_factory=dict)  # editor-specific tensors (u, v*, losses, ...)
 
@@ -92,10 +108,13 @@ class EditResult:
         return deltas_mod.save(self.deltas, path, meta)
 
 
+# ---------------------------------------------------------------- hyperparameters
+
+
 def configs_dir() -> Path:
-    """The `configs/` folder (override with FACTLOCATE_CONFIGS)."""
-    env = os.environ.get("FACTLOCATE_CONFIGS")
-    return Path(env) if env else Path(__file__).resolve().parents[3] / "configs"
+    """The configs shipped inside the package (override with FACTLOCATE_CONFIGS)."""
+    env = os.environ.get(CONFIGS_ENV)
+    return Path(env) if env else Path(str(resources.files("factlocate").joinpath("configs")))
 
 
 def config_key(model_spec: str | None) -> str:
@@ -104,21 +123,134 @@ def config_key(model_spec: str | None) -> str:
     return name.lower() or "default"
 
 
-def load_hparams(cls, editor: str, model_spec: str | None, overrides: dict | None = None):
-    """Load `configs/<editor>/<model>.yaml` (else `default.yaml`) into the dataclass `cls`."""
-    folder = configs_dir() / editor
-    path = folder / f"{config_key(model_spec)}.yaml"
-    if not path.exists():
-        path = folder / "default.yaml"
-    values = {}
-    if path.exists():
-        values = yaml.safe_load(path.read_text()) or {}
-    values.update(overrides or {})
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(values) - known
-    if unknown:
-        raise FactlocateError(f"{path.name}: unknown {editor} hyperparameters {sorted(unknown)}")
-    try:
-        return cls(**values)
-    except TypeError as e:
-        raise FactlocateError(f"{editor} hyperparameters from {path}: {e}") from e
+@dataclass
+class HParams:
+    """Base of every editor's hyperparameters.
+
+    Subclasses set `EDITOR` (the config folder) and `REQUIRED` (fields a config or
+    the user must give, because no value fits every model, e.g. the edited layer),
+    and validate in `__post_init__` with `self.require(...)`.
+    """
+
+    EDITOR: ClassVar[str] = ""
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
+
+    def require(self, condition: bool, message: str) -> None:
+        if not condition:
+            raise FactlocateError(f"{self.EDITOR} hyperparameters: {message}")
+
+    def missing(self) -> list[str]:
+        return [name for name in self.REQUIRED if getattr(self, name) is None]
+
+    @classmethod
+    def path_for(cls, model_spec: str | None) -> Path:
+        return configs_dir() / cls.EDITOR / f"{config_key(model_spec)}.yaml"
+
+    @classmethod
+    def load(cls, model_spec: str | None, overrides: dict | None = None, path: str | Path | None = None):
+        """`configs/<editor>/<model>.yaml` (else the editor's default.yaml), or the YAML file `path`,
+        with `overrides` on top."""
+        if path is not None:
+            source = Path(path)
+            if not source.is_file():
+                raise FactlocateError(f"hyperparameter file {source} does not exist")
+        else:
+            path = cls.path_for(model_spec)
+            source = path if path.exists() else path.with_name("default.yaml")
+        values = {}
+        if source.exists():
+            try:
+                values = yaml.safe_load(source.read_text()) or {}
+            except yaml.YAMLError as e:
+                raise FactlocateError(f"{source} is not valid YAML: {e}") from e
+        values.update(overrides or {})
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise FactlocateError(f"{source.name}: unknown {cls.EDITOR} hyperparameters {sorted(unknown)}")
+        try:
+            hp = cls(**values)
+        except TypeError as e:
+            raise FactlocateError(f"{cls.EDITOR} hyperparameters from {source}: {e}") from e
+        missing = hp.missing()
+        if missing:
+            flags = " or ".join(["--layer" if m in ("layer", "layers") else f"--set {m}=..." for m in missing])
+            raise FactlocateError(
+                f"no {cls.EDITOR} config for model {model_spec!r} gives {', '.join(missing)}: looked for {path}; "
+                f"pass {flags} (or --hparams FILE)"
+            )
+        return hp
+
+
+class Editor(Protocol):
+    """What every editor module provides."""
+
+    NAME: str
+    HParams: type[HParams]
+
+    def compute_edit(self, model, requests, hparams, *, progress: bool = True, **options) -> EditResult: ...
+
+
+# ---------------------------------------------------------------- the shared prologue and epilogue
+
+
+def check_requests(model, requests) -> list[EditRequest]:
+    """A non-empty list of EditRequests whose subjects occur in their prompts."""
+    if isinstance(requests, EditRequest):
+        requests = [requests]
+    requests = list(requests or [])
+    if not requests:
+        raise FactlocateError("the request list is empty: give at least one edit request")
+    for r in requests:
+        if not isinstance(r, EditRequest):
+            raise FactlocateError(f"expected EditRequest objects, got {type(r).__name__}")
+        tokens.subject_range(model, r.text, r.subject)
+    return requests
+
+
+def request_probs(model, requests: list[EditRequest]) -> list[dict]:
+    """Per request, p(target_new) and p(target_true) on the rewrite prompt (teacher-forced, per token)."""
+    prompts = [r.text for r in requests]
+    new = scoring.target_nll(model, prompts, [r.target_new for r in requests]).neg().exp()
+    out = [{"new": float(p)} for p in new]
+    with_true = [i for i, r in enumerate(requests) if r.target_true]
+    if with_true:
+        true = scoring.target_nll(
+            model, [prompts[i] for i in with_true], [requests[i].target_true for i in with_true]
+        ).neg().exp()
+        for i, p in zip(with_true, true):
+            out[i]["true"] = float(p)
+    return out
+
+
+@dataclass
+class Computed:
+    """What an editor's own step returns to `edit`."""
+
+    deltas: list[WeightDelta]
+    extra: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def edit(name: str, model, requests, hparams: HParams, compute: Callable[[list[EditRequest]], Computed],
+         options: dict | None = None) -> EditResult:
+    """The shared body of every `compute_edit`: prologue, the editor's `compute`, epilogue.
+
+    `timings["total"]` is the time of `compute` alone (not the probability read-outs).
+    """
+    if options:
+        raise FactlocateError(f"editor {name} takes no {', '.join(sorted(options))} option")
+    missing = hparams.missing()
+    if missing:
+        raise FactlocateError(f"no {name} {', '.join(missing)} is configured for this model: pass --layer")
+    requests = check_requests(model, requests)
+    before = request_probs(model, requests)
+    start = time.perf_counter()
+    done = compute(requests)
+    seconds = time.perf_counter() - start
+    with deltas_mod.applied(model, done.deltas):
+        after = request_probs(model, requests)
+    return EditResult(
+        editor=name, requests=requests, deltas=done.deltas, hparams=dataclasses.asdict(hparams),
+        timings={"total": seconds, **done.timings}, probs_before=before, probs_after=after, extra=done.extra,
+    )

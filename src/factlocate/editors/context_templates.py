@@ -8,23 +8,13 @@ and lengths under `<cache>/templates/`.
 """
 from __future__ import annotations
 
-import hashlib
-
 from factlocate.errors import FactlocateError
 from factlocate.generate import generate
+from factlocate.identity import identity
 from factlocate.io import read_json, write_json
 from factlocate.models import cache_dir
 
 ROME_LENGTHS = ((5, 10), (10, 10))
-MEMIT_LENGTHS = ((10, 5),)
-
-
-def model_key(model) -> str:
-    """A file-name-safe name of a loaded model: its spec's last part plus a hash of the full spec."""
-    spec = str(getattr(model, "factlocate_spec", None) or getattr(model.cfg, "model_name", "model"))
-    stem = spec.rstrip("/").split("/")[-1].lower() or "model"
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)
-    return f"{stem}-{hashlib.sha1(spec.encode()).hexdigest()[:8]}"
 
 
 def check(templates: list[str]) -> list[str]:
@@ -50,15 +40,14 @@ def context_templates(model, lengths=ROME_LENGTHS, seed: int = 0, cache: bool = 
     """Cached `generate_templates` (one JSON file per model, lengths and seed)."""
     lengths = tuple(tuple(int(x) for x in pair) for pair in lengths)
     tag = "_".join(f"{a}x{b}" for a, b in lengths)
-    path = cache_dir() / "templates" / f"{model_key(model)}_{tag}_seed{seed}.json"
+    path = cache_dir() / "templates" / f"{identity(model).key}_{tag}_seed{seed}.json"
     if cache and path.exists():
         data = read_json(path)
         if data.get("lengths") == [list(p) for p in lengths] and data.get("seed") == seed:
             return check(data["templates"])
     templates = generate_templates(model, lengths, seed)
     if cache:
-        spec = getattr(model, "factlocate_spec", None)
-        write_json(path, {"model": spec, "lengths": lengths, "seed": seed, "templates": templates})
+        write_json(path, {"model": identity(model).spec, "lengths": lengths, "seed": seed, "templates": templates})
     return templates
 
 

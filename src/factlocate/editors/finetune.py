@@ -31,15 +31,17 @@ from tqdm.auto import tqdm
 
 from factlocate import arch, tokens
 from factlocate.deltas import WeightDelta
-from factlocate.editors.base import EditRequest
+from factlocate.editors.base import Computed, EditRequest, HParams, edit
 from factlocate.errors import FactlocateError
 
 
 @dataclass
-class FinetuneHParams:
+class FinetuneHParams(HParams):
     """Hyperparameters of one fine-tuning baseline."""
 
-    layer: int = 0
+    REQUIRED = ("layer",)
+
+    layer: int | None = None  # model-specific: from configs/<editor>/<model>.yaml or --layer
     lr: float = 5e-4
     num_steps: int = 25
     batch_size: int = 64
@@ -51,7 +53,7 @@ class FinetuneHParams:
     seed: int = 0
 
     def __post_init__(self):
-        if not isinstance(self.layer, int) or self.layer < 0:
+        if self.layer is not None and (not isinstance(self.layer, int) or self.layer < 0):
             raise FactlocateError(f"layer must be a non-negative integer, got {self.layer!r}")
         if not self.lr > 0:
             raise FactlocateError(f"lr must be positive, got {self.lr}")
@@ -200,18 +202,18 @@ def finetune(
 
 def mlp_out_names(model, layer: int) -> list[str]:
     """HF names of one layer's MLP output module: the matrix, and its bias where there is one."""
-    s = arch.spec(model)
-    names = [arch.mlp_out_name(model, layer)]
-    if s.mlp_out_bias:
-        names.append(s.mlp_out_bias.format(l=layer))
-    return names
+    bias = arch.mlp_out_bias_name(model, layer)
+    return [arch.mlp_out_name(model, layer)] + ([bias] if bias else [])
 
 
-def run(editor: str, model, requests, hp: FinetuneHParams, names: list[str], progress: bool = True):
-    """Shared body of the FT-family `compute_edit`s: probs before/after, deltas, EditResult."""
-    from factlocate.editors.common import edit_result, request_probs
+def run(editor: str, model, requests, hp: FinetuneHParams, names_of, progress: bool = True, options=None):
+    """Shared body of the FT-family `compute_edit`s: tune the parameters `names_of(model)` names."""
+    def compute(requests: list[EditRequest]) -> Computed:
+        names = names_of(model)
+        deltas, log = finetune(model, requests, names, hp, progress=progress)
+        return Computed(deltas, {"loss": log["loss"], "penalty": log["penalty"], "steps": log["steps"],
+                                 "params": names})
 
-    before = request_probs(model, requests)
-    deltas, log = finetune(model, requests, names, hp, progress=progress)
-    extra = {"loss": log["loss"], "penalty": log["penalty"], "steps": log["steps"], "params": names}
-    return edit_result(editor, model, requests, deltas, hp, log["seconds"], before, extra)
+    if hp.layer is not None:
+        arch.check_layer(model, hp.layer)
+    return edit(editor, model, requests, hp, compute, options)

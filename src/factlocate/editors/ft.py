@@ -9,27 +9,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from factlocate import arch
 from factlocate.editors import finetune
-from factlocate.editors.common import check_options, check_requests
 
 NAME = "ft"
 
 
 @dataclass
 class HParams(finetune.FinetuneHParams):
-    layer: int = 1
+    EDITOR = NAME
 
 
 def compute_edit(model, requests, hparams: HParams, progress: bool = True, **options):
     """Fine-tune the MLP output module of `hparams.layer` towards `requests`."""
-    return finetune_mlp_out(NAME, model, requests, hparams, progress, options)
-
-
-def finetune_mlp_out(name: str, model, requests, hparams, progress: bool, options: dict):
-    """The FT family's edit: fine-tune the weight and bias of one layer's MLP output module."""
-    check_options(name, options)
-    requests = check_requests(requests)
-    arch.check_layer(model, hparams.layer)
-    names = finetune.mlp_out_names(model, hparams.layer)
-    return finetune.run(name, model, requests, hparams, names, progress=progress)
+    return finetune.run(NAME, model, requests, hparams, lambda m: finetune.mlp_out_names(m, hparams.layer),
+                        progress, options)

@@ -9,23 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from factlocate.editors import finetune
-from factlocate.editors.ft import finetune_mlp_out
-from factlocate.errors import FactlocateError
 
 NAME = "ft-l"
 
 
 @dataclass
 class HParams(finetune.FinetuneHParams):
-    layer: int = 0
+    EDITOR = NAME
+
     norm_constraint: float | None = 5e-4
 
     def __post_init__(self):
-        if self.norm_constraint is None:
-            raise FactlocateError("ft-l needs a positive norm_constraint (eps); use ft for none")
+        self.require(self.norm_constraint is not None, "ft-l needs a positive norm_constraint (eps); use ft for none")
         super().__post_init__()
 
 
 def compute_edit(model, requests, hparams: HParams, progress: bool = True, **options):
     """Fine-tune the MLP output module of `hparams.layer`, clamped to +-eps."""
-    return finetune_mlp_out(NAME, model, requests, hparams, progress, options)
+    return finetune.run(NAME, model, requests, hparams, lambda m: finetune.mlp_out_names(m, hparams.layer),
+                        progress, options)

@@ -14,21 +14,18 @@ from dataclasses import dataclass
 
 from factlocate import arch
 from factlocate.editors import finetune
-from factlocate.editors.common import check_options, check_requests
 
 NAME = "ft-w"
 
 
 @dataclass
 class HParams(finetune.FinetuneHParams):
-    layer: int = 21
+    EDITOR = NAME
+
     weight_decay: float = 5e-4
 
 
 def compute_edit(model, requests, hparams: HParams, progress: bool = True, **options):
     """Fine-tune every parameter of block `hparams.layer` with the delta penalty."""
-    check_options(NAME, options)
-    requests = check_requests(requests)
-    arch.check_layer(model, hparams.layer)
-    names = arch.block_param_names(model, hparams.layer)
-    return finetune.run(NAME, model, requests, hparams, names, progress=progress)
+    return finetune.run(NAME, model, requests, hparams, lambda m: arch.block_param_names(m, hparams.layer),
+                        progress, options)

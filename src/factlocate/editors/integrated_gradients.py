@@ -16,6 +16,7 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from factlocate import arch, tokens
+from factlocate.forward import Capture, control
 
 
 def neuron_attributions(
@@ -31,12 +32,13 @@ def neuron_attributions(
     layers = list(range(arch.n_layers(model))) if layers is None else layers
     x = tokens.to_tensor(model, ids)
     names = [arch.hook_mlp_key(layer) for layer in layers]
+    capture = Capture(names)
     with torch.no_grad():
-        _, cache = model.run_with_cache(x, names_filter=lambda n: n in names)
+        control.run(model, x, hooks=capture.hooks, stop_at=max(layers) + 1)
     alphas = torch.arange(1, steps + 1, dtype=torch.float32, device=x.device) / steps
     rows = []
     for layer, name in tqdm(list(zip(layers, names)), desc="integrated gradients", disable=not progress, leave=False):
-        act = cache[name][0, -1].detach().float()  # [d_mlp]
+        act = capture[name][0, -1].float()  # [d_mlp]
         grad_sum = torch.zeros_like(act)
         for i in range(0, steps, batch_size):
             a = alphas[i : i + batch_size]
@@ -47,8 +49,10 @@ def neuron_attributions(
                 value[:, -1] = scaled.to(value.dtype)
                 return value
 
-            logits = model.run_with_hooks(x.expand(len(a), -1), fwd_hooks=[(name, patch)])
-            prob = logits[:, -1].float().softmax(-1)[:, target_id]
+            last = torch.full((len(a),), x.shape[1] - 1)
+            logits = control.logits_at(model, x.expand(len(a), -1), torch.arange(len(a)), last,
+                                       hooks=[(name, patch)])
+            prob = logits.float().softmax(-1)[:, target_id]
             (grad,) = torch.autograd.grad(prob.sum(), scaled)
             grad_sum += grad.sum(0)
         rows.append(act * grad_sum / steps)

@@ -31,11 +31,12 @@ import torch
 from jaxtyping import Float
 from tqdm.auto import tqdm
 
-from factlocate import arch, tokens
-from factlocate.editors.context_templates import model_key
+from factlocate import arch, net, tokens
 from factlocate.errors import FactlocateError
+from factlocate.forward import Capture, control
+from factlocate.identity import identity
 from factlocate.io import atomic_path, read_json
-from factlocate.models import cache_dir, hub_reachable
+from factlocate.models import cache_dir
 
 DEFAULT_CORPUS = "wikitext2"
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
@@ -82,7 +83,7 @@ def _hf_texts(name: str):
         "wikitext-103": ("Salesforce/wikitext", "wikitext-103-raw-v1", "train"),
         "wikipedia": ("wikimedia/wikipedia", "20231101.en", "train"),
     }.get(name, (name, None, "train"))
-    if not hub_reachable():
+    if not net.reachable(net.hub_url()):
         try:
             return (r["text"] for r in load_dataset(repo, config, split=split))
         except Exception as e:
@@ -128,8 +129,8 @@ def corpus_key(corpus: str) -> str:
 class StatsMeta:
     """What produced a covariance: checked before a cached file is used."""
 
-    model: str
-    arch: str
+    model: str  # the model's identity key: name and weight fingerprint
+    arch: str  # the HF model type
     layer: int
     d_mlp: int
     corpus: str
@@ -155,8 +156,8 @@ class KeyStats:
 
 def _meta(model, layer, corpus, token_budget, dtype, max_text_tokens) -> StatsMeta:
     return StatsMeta(
-        model=str(getattr(model, "factlocate_spec", None) or model.cfg.model_name),
-        arch=arch.spec(model).name,
+        model=identity(model).key,
+        arch=arch.family(model),
         layer=arch.check_layer(model, layer),
         d_mlp=int(model.cfg.d_mlp),
         corpus=corpus_key(corpus),
@@ -167,7 +168,7 @@ def _meta(model, layer, corpus, token_budget, dtype, max_text_tokens) -> StatsMe
 
 
 def stats_path(meta: StatsMeta, model) -> Path:
-    name = f"{model_key(model)}_L{meta.layer}_{meta.corpus}_{meta.token_budget}tok_{meta.dtype}.pt"
+    name = f"{meta.model}_L{meta.layer}_{meta.corpus}_{meta.token_budget}tok_{meta.dtype}.pt"
     return cache_dir() / "stats" / name
 
 
@@ -267,15 +268,7 @@ def _accumulate(model, layers, corpus, metas, paths, batch_tokens, save_every, p
     def payload(l):
         return {"meta": asdict(metas[l]), "sum": sums[l], "n_tokens": n_tokens, "n_texts": n_texts, "seconds": seconds}
 
-    keys = {}
-
-    def keep(layer):
-        def hook(act, hook):
-            keys[layer] = act
-            return act
-        return hook
-
-    hooks = [(arch.hook_mlp_key(l), keep(l)) for l in layers]
+    capture = Capture([arch.hook_mlp_key(l) for l in layers])
     texts = iter(corpus_texts(corpus))
     for _ in range(n_texts):  # skip what a previous run consumed
         next(texts, None)
@@ -297,11 +290,11 @@ def _accumulate(model, layers, corpus, metas, paths, batch_tokens, save_every, p
             break
         start = time.perf_counter()
         ids, mask = tokens.batch(model, rows)
-        with torch.no_grad(), model.hooks(fwd_hooks=hooks):
-            model(ids, attention_mask=mask, stop_at_layer=max(layers) + 1)
+        with torch.no_grad():
+            control.run(model, ids, hooks=capture.hooks, stop_at=max(layers) + 1, mask=mask)
         flat = mask.reshape(-1).bool()
         for l in layers:
-            k = keys[l].reshape(-1, d)[flat].to(dt).cpu()
+            k = capture[arch.hook_mlp_key(l)].reshape(-1, d)[flat].to(dt).cpu()
             sums[l].addmm_(k.T, k)
         n_tokens += int(flat.sum())
         seconds += time.perf_counter() - start

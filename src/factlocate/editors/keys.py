@@ -17,8 +17,15 @@ from jaxtyping import Float
 
 from factlocate import arch, tokens
 from factlocate.errors import FactlocateError
+from factlocate.forward import Capture, control
 
-FACT_TOKENS = ("subject_first", "subject_last", "subject_first_after_last", "last")
+# Each fact-token rule and how reports name it.
+FACT_TOKENS = {
+    "subject_first": "first subject token",
+    "subject_last": "last subject token",
+    "subject_first_after_last": "first token after the subject",
+    "last": "last token",
+}
 
 
 def lookup_position(model, text: str, subject: str, fact_token: str = "subject_last") -> int:
@@ -43,20 +50,12 @@ def keys_and_values(
     """Key and value of layer `layer`'s MLP at `positions[i]` of `texts[i]` (one right-padded batch)."""
     arch.check_layer(model, layer)
     ids, mask = tokens.batch(model, [tokens.encode(model, t) for t in texts])
-    seen = {}
-
-    def keep(name):
-        def hook(act, hook):
-            seen[name] = act
-            return act
-        return hook
-
-    hooks = [(arch.hook_mlp_key(layer), keep("k")), (arch.hook_mlp_value(layer), keep("v"))]
-    with model.hooks(fwd_hooks=hooks):
-        model(ids, attention_mask=mask, stop_at_layer=layer + 1)
+    key, value = arch.hook_mlp_key(layer), arch.hook_mlp_value(layer)
+    capture = Capture([key, value])
+    control.run(model, ids, hooks=capture.hooks, stop_at=layer + 1, mask=mask)
     rows = torch.arange(len(texts), device=ids.device)
     pos = torch.tensor(positions, device=ids.device)
-    return seen["k"][rows, pos].float(), seen["v"][rows, pos].float()
+    return capture[key][rows, pos].float(), capture[value][rows, pos].float()
 
 
 def mean_key(model, prompt: str, subject: str, templates: list[str], layer: int, fact_token: str):

@@ -15,7 +15,6 @@
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import torch
@@ -23,15 +22,18 @@ import torch
 from factlocate import arch, tokens
 from factlocate.deltas import WeightDelta
 from factlocate.editors import integrated_gradients as ig
-from factlocate.editors.base import EditResult
-from factlocate.editors.common import check_layers, check_options, check_requests, edit_result, request_probs
+from factlocate.editors.base import Computed, EditRequest, EditResult, HParams as BaseHParams, edit
+from factlocate.editors.common import check_layers
 from factlocate.errors import FactlocateError
+from factlocate.forward import control
 
 NAME = "kn"
 
 
 @dataclass
-class HParams:
+class HParams(BaseHParams):
+    EDITOR = NAME
+
     steps: int = 20
     batch_size: int = 20
     adaptive_threshold: float = 0.2
@@ -56,17 +58,22 @@ class HParams:
 
 @torch.no_grad()
 def _top1(model, ids: list[int]) -> int:
-    return int(model(tokens.to_tensor(model, ids))[0, -1].argmax())
+    resid = control.run(model, tokens.to_tensor(model, ids))
+    return int(control.unembed(model, resid[:, -1])[0].argmax())
 
 
 def compute_edit(model, requests, hparams: HParams, progress: bool = True, **options) -> EditResult:
     """Select knowledge neurons for each request's true answer and rewrite their output rows."""
-    check_options(NAME, options)
-    requests = check_requests(requests)
     layers = check_layers(model, hparams.layers) if hparams.layers else list(range(arch.n_layers(model)))
-    torch.manual_seed(hparams.seed)
-    start = time.perf_counter()
-    before = request_probs(model, requests)
+
+    def compute(requests: list[EditRequest]) -> Computed:
+        torch.manual_seed(hparams.seed)
+        return _compute(model, requests, hparams, layers, progress)
+
+    return edit(NAME, model, requests, hparams, compute, options)
+
+
+def _compute(model, requests: list[EditRequest], hparams: HParams, layers: list[int], progress: bool) -> Computed:
     embed = arch.hf_model(model).get_input_embeddings().weight.detach()
     updates: dict[int, torch.Tensor] = {}
     selected = []
@@ -89,8 +96,7 @@ def compute_edit(model, requests, hparams: HParams, progress: bool = True, **opt
                 updates[layer] = torch.zeros_like(arch.mlp_out_weight(model, layer), dtype=torch.float32)
             updates[layer][i] += change
     deltas = [
-        WeightDelta(arch.mlp_out_name(model, layer), arch.to_storage(model, upd))
+        WeightDelta(arch.mlp_out_name(model, layer), arch.to_storage(model, upd, layer))
         for layer, upd in sorted(updates.items())
     ]
-    seconds = time.perf_counter() - start
-    return edit_result(NAME, model, requests, deltas, hparams, seconds, before, {"neurons": selected})
+    return Computed(deltas, {"neurons": selected})

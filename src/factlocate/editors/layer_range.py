@@ -13,11 +13,9 @@ AttnEdit's layer is the centre of high attention effect at the last token: the
 effect-weighted mean layer of the attention traces (window 10) over the layers
 whose mean effect is at least half of the largest.
 
-    python -m factlocate.editors.layer_range --model smollm2-135m --n 20 --width 6
+    factlocate layer-range --model smollm2-135m --n 20 --width 6 --attention
 """
 from __future__ import annotations
-
-import argparse
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -79,32 +77,3 @@ def centre_layer(effect) -> int:
     keep = effect >= 0.5 * effect.max()
     layers = np.arange(len(effect))[keep]
     return int(round(float(np.average(layers, weights=effect[keep]))))
-
-
-def main(argv=None) -> None:
-    from factlocate import load_model
-
-    p = argparse.ArgumentParser(description="suggest MEMIT's layer range and AttnEdit's layer from traces")
-    p.add_argument("--model", default=None)
-    p.add_argument("--n", type=int, default=20, help="number of known facts to trace")
-    p.add_argument("--width", type=int, default=5, help="number of layers in MEMIT's range")
-    p.add_argument("--samples", type=int, default=10)
-    p.add_argument("--attention", action="store_true", help="also suggest AttnEdit's layer")
-    args = p.parse_args(argv)
-    model = load_model(args.model)
-    pairs = facts(args.n)
-    gap = severed_gap(model, pairs, samples=args.samples)
-    print("layer  gap(ordinary - MLP severed)")
-    for l, g in enumerate(gap):
-        print(f"{l:5d}  {g:+.4f}")
-    print(f"memit layers: {best_window(gap, args.width)}")
-    if args.attention:
-        eff = attention_effect(model, pairs, samples=args.samples)
-        print("layer  attention effect at the last token")
-        for l, e in enumerate(eff):
-            print(f"{l:5d}  {e:+.4f}")
-        print(f"attn-edit layer: {centre_layer(eff)}")
-
-
-if __name__ == "__main__":
-    main()

@@ -22,7 +22,6 @@ Two requests for the same subject and relation with different targets are reject
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -35,16 +34,19 @@ from factlocate import deltas as deltas_mod
 from factlocate.deltas import WeightDelta
 from factlocate.editors import context_templates as ctx
 from factlocate.editors import key_stats, keys, target_vector
-from factlocate.editors.base import EditRequest, EditResult
-from factlocate.editors.common import check_layers, check_no_conflicts, check_options, check_requests, request_probs
-from factlocate.errors import FactlocateError
+from factlocate.editors.base import Computed, EditRequest, EditResult, HParams as BaseHParams, edit
+from factlocate.editors.common import check_layers, check_no_conflicts
+from factlocate.forward import control
 
 NAME = "memit"
 
 
 @dataclass
-class HParams:
-    layers: list[int] = field(default_factory=lambda: [3, 4, 5, 6, 7, 8])
+class HParams(BaseHParams):
+    EDITOR = NAME
+    REQUIRED = ("layers",)
+
+    layers: list[int] | None = None  # the range R: from configs/memit/<model>.yaml or --layer
     fact_token: str = "subject_last"
     v_num_grad_steps: int = 25
     v_lr: float = 0.5
@@ -56,28 +58,27 @@ class HParams:
     stats_corpus: str = key_stats.DEFAULT_CORPUS
     stats_tokens: int = 200_000
     stats_dtype: str = "float64"
-    context_lengths: list[list[int]] = field(default_factory=lambda: [[10, 5]])
-    seed: int = 0
+    context_template_lengths: list[list[int]] = field(default_factory=lambda: [[10, 5]])
+    seed: int = 0  # seeds the context templates and each target's optimisation
 
     def __post_init__(self):
+        need = self.require
         if isinstance(self.layers, int):
             self.layers = [self.layers]
-        if not self.layers:
-            raise FactlocateError("memit needs a non-empty layer range (layers: [..])")
-        if any(not isinstance(l, int) or l < 0 for l in self.layers):
-            raise FactlocateError(f"layers must be non-negative integers, got {self.layers}")
-        if self.fact_token not in keys.FACT_TOKENS:
-            raise FactlocateError(f"unknown fact_token {self.fact_token!r}; choose from {', '.join(keys.FACT_TOKENS)}")
-        if not isinstance(self.v_num_grad_steps, int) or self.v_num_grad_steps < 1:
-            raise FactlocateError("v_num_grad_steps must be a positive integer")
+        if self.layers is not None:
+            need(len(self.layers) > 0, "needs a non-empty layer range (layers: [..])")
+            need(all(isinstance(l, int) and l >= 0 for l in self.layers),
+                 f"layers must be non-negative integers, got {self.layers}")
+        need(self.fact_token in keys.FACT_TOKENS,
+             f"unknown fact_token {self.fact_token!r}; choose from {', '.join(keys.FACT_TOKENS)}")
+        need(isinstance(self.v_num_grad_steps, int) and self.v_num_grad_steps >= 1,
+             "v_num_grad_steps must be a positive integer")
         for name in ("v_lr", "clamp_norm_factor", "mom2_update_weight"):
-            if not getattr(self, name) > 0:
-                raise FactlocateError(f"{name} must be positive, got {getattr(self, name)}")
+            need(getattr(self, name) > 0, f"{name} must be positive, got {getattr(self, name)}")
         for name in ("v_weight_decay", "kl_factor"):
-            if getattr(self, name) < 0:
-                raise FactlocateError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.stats_tokens < 1:
-            raise FactlocateError("stats_tokens must be positive")
+            need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        need(self.stats_tokens >= 1, "stats_tokens must be positive")
+        need(self.stats_dtype in key_stats.DTYPES, f"stats_dtype must be one of {', '.join(key_stats.DTYPES)}")
 
 
 def fact_positions(model, texts: list[str], subjects: list[str], fact_token: str) -> list[int]:
@@ -88,18 +89,9 @@ def fact_positions(model, texts: list[str], subjects: list[str], fact_token: str
 def residual_at(model, texts: list[str], positions: list[int], layer: int) -> Float[torch.Tensor, "n d_model"]:
     """The residual output of block `layer` at `positions[i]` of `texts[i]`."""
     ids, mask = tokens.batch(model, [tokens.encode(model, t) for t in texts])
-    seen = {}
-
-    def keep(act, hook):
-        seen["h"] = act
-        return act
-
-    with model.hooks(fwd_hooks=[(arch.hook_resid(layer), keep)]):
-        model(ids, attention_mask=mask, stop_at_layer=layer + 1)
-    rows = torch.arange(len(texts), device=ids.device)
-    return seen["h"][rows, torch.tensor(positions, device=ids.device)].float()
-
-
+    resid = control.run(model, ids, stop_at=layer + 1, mask=mask)
+    rows = torch.arange(len(texts), device=resid.device)
+    return resid[rows, torch.tensor(positions, device=resid.device)].float()
 def layer_keys(model, requests: list[EditRequest], templates: list[str], layer: int, fact_token: str):
     """K [d_mlp, N]: per request, the mean over context types of the mean key within each type.
 
@@ -145,18 +137,21 @@ def second_moment(model, layer: int, hp: HParams, progress: bool = True) -> torc
 
 def compute_edit(model, requests, hparams: HParams, progress: bool = True, templates=None, **options) -> EditResult:
     """Edit all `requests` at once over `hparams.layers`; the weights are left as found."""
-    check_options(NAME, options)
-    requests = check_requests(requests)
-    check_no_conflicts(requests)
+    if hparams.layers is not None:
+        check_layers(model, hparams.layers)
+
+    def compute(requests: list[EditRequest]) -> Computed:
+        check_no_conflicts(requests)
+        return _compute(model, requests, hparams, templates, progress)
+
+    return edit(NAME, model, requests, hparams, compute, options)
+
+
+def _compute(model, requests: list[EditRequest], hparams: HParams, templates, progress: bool) -> Computed:
     layers = check_layers(model, hparams.layers)
-    for r in requests:  # fail early on a subject missing from its prompt
-        tokens.subject_range(model, r.text, r.subject)
-    start = time.perf_counter()
     timings = {}
-    before = request_probs(model, requests)
     if templates is None:
-        lengths = tuple(tuple(x) for x in hparams.context_lengths)
-        templates = ctx.context_templates(model, lengths, seed=hparams.seed)
+        templates = ctx.context_templates(model, hparams.context_template_lengths, seed=hparams.seed)
     templates = ctx.check(templates)
     if hparams.mom2_adjustment:  # every layer's statistics in one pass over the corpus (cached)
         key_stats.key_stats(model, layers, corpus=hparams.stats_corpus, tokens_budget=hparams.stats_tokens,
@@ -179,23 +174,11 @@ def compute_edit(model, requests, hparams: HParams, progress: bool = True, templ
             adj_k = torch.linalg.solve(hparams.mom2_update_weight * cov + k @ k.T, k)  # [d_mlp, N]
             upd = (resid @ adj_k.T).T  # [d_mlp, d_model]
             w = arch.mlp_out_weight(model, layer)
-            delta = WeightDelta(arch.mlp_out_name(model, layer), arch.to_storage(model, upd.to(w.dtype)))
+            delta = WeightDelta(arch.mlp_out_name(model, layer), arch.to_storage(model, upd.to(w.dtype), layer))
             delta.apply(model)  # the next layer's keys see this layer's edit
             deltas.append(delta)
             norms.append({"layer": layer, "resid_norm": float(resid.norm()), "update_norm": float(upd.norm())})
     finally:
         deltas_mod.revert(model, [d for d in deltas if d.applied])
     timings["layers"] = time.perf_counter() - t
-    with deltas_mod.applied(model, deltas):
-        after = request_probs(model, requests)
-    timings["total"] = time.perf_counter() - start
-    return EditResult(
-        editor=NAME,
-        requests=requests,
-        deltas=deltas,
-        hparams=dataclasses.asdict(hparams),
-        timings=timings,
-        probs_before=before,
-        probs_after=after,
-        extra={"templates": templates, "target_losses": z_logs, "layer_norms": norms},
-    )
+    return Computed(deltas, {"templates": templates, "target_losses": z_logs, "layer_norms": norms}, timings)

@@ -20,26 +20,28 @@ and the paper's numbers.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
 
-from factlocate import arch, deltas, scoring
+from factlocate import arch, deltas
 from factlocate.deltas import WeightDelta
 from factlocate.editors import context_templates as ct
 from factlocate.editors import key_stats, keys, target_vector
-from factlocate.editors.base import EditRequest, EditResult, load_hparams
+from factlocate.editors.base import Computed, EditRequest, EditResult, HParams as BaseHParams, edit
 from factlocate.errors import FactlocateError
 
 NAME = "rome"
 
 
 @dataclass
-class HParams:
-    layer: int | None = None  # required: from configs/rome/<model>.yaml or --layer
+class HParams(BaseHParams):
+    EDITOR = NAME
+    REQUIRED = ("layer",)
+
+    layer: int | None = None  # from configs/rome/<model>.yaml or --layer
     fact_token: str = "subject_last"
     v_num_grad_steps: int = 20
     v_lr: float = 0.5
@@ -49,7 +51,7 @@ class HParams:
     kl_prompts: list[str] = field(default_factory=lambda: ["{} is a"])
     mom2_adjustment: bool = True
     context_template_lengths: list[list[int]] = field(default_factory=lambda: [[5, 10], [10, 10]])
-    templates_seed: int = 0
+    seed: int = 0  # seeds the context-template sampling
     stats_corpus: str = key_stats.DEFAULT_CORPUS
     stats_tokens: int = 200_000
     stats_dtype: str = "float64"
@@ -57,44 +59,27 @@ class HParams:
     fast: bool = True
 
     def __post_init__(self):
-        def bad(msg):
-            raise FactlocateError(f"rome hyperparameters: {msg}")
-
-        if self.layer is not None and (not isinstance(self.layer, int) or self.layer < 0):
-            bad(f"layer must be a non-negative integer, got {self.layer!r}")
-        if self.fact_token not in keys.FACT_TOKENS:
-            bad(f"fact_token {self.fact_token!r} is not one of {', '.join(keys.FACT_TOKENS)}")
-        if self.v_num_grad_steps < 1:
-            bad("v_num_grad_steps must be at least 1")
+        need = self.require
+        need(self.layer is None or (isinstance(self.layer, int) and self.layer >= 0),
+             f"layer must be a non-negative integer, got {self.layer!r}")
+        need(self.fact_token in keys.FACT_TOKENS,
+             f"fact_token {self.fact_token!r} is not one of {', '.join(keys.FACT_TOKENS)}")
+        need(self.v_num_grad_steps >= 1, "v_num_grad_steps must be at least 1")
         for name in ("v_lr", "clamp_norm_factor"):
-            if getattr(self, name) <= 0:
-                bad(f"{name} must be positive")
+            need(getattr(self, name) > 0, f"{name} must be positive")
         for name in ("v_weight_decay", "kl_factor"):
-            if getattr(self, name) < 0:
-                bad(f"{name} must be non-negative")
-        if self.stats_dtype not in key_stats.DTYPES:
-            bad(f"stats_dtype must be one of {', '.join(key_stats.DTYPES)}")
-        if self.stats_tokens < 1:
-            bad("stats_tokens must be positive")
+            need(getattr(self, name) >= 0, f"{name} must be non-negative")
+        need(self.stats_dtype in key_stats.DTYPES, f"stats_dtype must be one of {', '.join(key_stats.DTYPES)}")
+        need(self.stats_tokens >= 1, "stats_tokens must be positive")
         for p in self.kl_prompts:
-            if "{}" not in p:
-                bad(f"kl prompt {p!r} has no '{{}}' for the subject")
-        if not all(len(x) == 2 and x[0] >= 1 and x[1] >= 0 for x in self.context_template_lengths):
-            bad("context_template_lengths must be a list of [length, count] pairs")
+            need("{}" in p, f"kl prompt {p!r} has no '{{}}' for the subject")
+        need(all(len(x) == 2 and x[0] >= 1 and x[1] >= 0 for x in self.context_template_lengths),
+             "context_template_lengths must be a list of [length, count] pairs")
 
 
 def load(model_spec: str | None, overrides: dict | None = None) -> HParams:
     """Hyperparameters from configs/rome/<model>.yaml (else default.yaml) with overrides."""
-    return load_hparams(HParams, NAME, model_spec, overrides)
-
-
-def _probs(model, requests: list[EditRequest]) -> list[dict]:
-    out = []
-    for r in requests:
-        targets = [r.target_new] + ([r.target_true] if r.target_true else [])
-        p = torch.exp(-scoring.target_nll(model, [r.text] * len(targets), targets)).tolist()
-        out.append({"new": p[0], "true": p[1] if r.target_true else None})
-    return out
+    return HParams.load(model_spec, overrides)
 
 
 def covariance(model, hparams: HParams, stats=None):
@@ -141,15 +126,15 @@ def edit_one(model, request: EditRequest, hparams: HParams, cov, templates: list
     k, wk = k[0], wk[0]
     if hparams.consistent_keys:  # W k̄ (+ bias): the value the update then maps k̄ to v*
         w = arch.mlp_out_weight(model, layer).detach().float()
-        bias_name = arch.spec(model).mlp_out_bias
+        bias_name = arch.mlp_out_bias_name(model, layer)
         wk = k_bar @ w
         if bias_name:
-            wk = wk + arch.hf_parameter(model, bias_name.format(l=layer)).detach().float()
+            wk = wk + arch.hf_parameter(model, bias_name).detach().float()
         k = k_bar
     right = (res.target - wk) / torch.dot(k, u)
     update = torch.outer(u, right)  # [d_mlp, d_model]
     name = arch.mlp_out_name(model, layer)
-    delta = WeightDelta(name, arch.to_storage(model, update).to(arch.hf_parameter(model, name).dtype))
+    delta = WeightDelta(name, arch.to_storage(model, update, layer).to(arch.hf_parameter(model, name).dtype))
     timings["update"] = time.perf_counter() - t
     extra = {"u": u, "k_bar": k_bar, "k": k, "v_init": res.v_init, "v_star": res.target,
              "right": right, "losses": res.losses}
@@ -157,53 +142,41 @@ def edit_one(model, request: EditRequest, hparams: HParams, cov, templates: list
 
 
 def compute_edit(model, requests, hparams: HParams, stats=None, templates: list[str] | None = None,
-                 progress: bool = False, **options) -> EditResult:
+                 progress: bool = True, **options) -> EditResult:
     """Edit `requests` (one or a list) one after another; the model's weights are left as found.
 
     `stats`: a KeyStats or a [d_mlp, d_mlp] tensor for the edit layer (computed and
     cached from `hparams.stats_corpus` when omitted). `templates`: context
     templates to use instead of the model-generated ones.
     """
-    if options:
-        raise FactlocateError(f"rome does not take options {sorted(options)}")
-    requests = [requests] if isinstance(requests, EditRequest) else list(requests)
-    if not requests:
-        raise FactlocateError("no edit requests given")
-    if hparams.layer is None:
-        raise FactlocateError("no rome layer is configured for this model: pass --layer (or layer=...)")
-    arch.check_layer(model, hparams.layer)
-    for r in requests:  # fail early on a subject the prompt does not contain
-        keys.lookup_position(model, r.text, r.subject, hparams.fact_token)
-    timings = {"stats": 0.0, "templates": 0.0, "k_bar": 0.0, "v_star": 0.0, "update": 0.0}
-    t = time.perf_counter()
-    cov = covariance(model, hparams, stats)
-    timings["stats"] = time.perf_counter() - t
-    t = time.perf_counter()
-    if templates is None:
-        templates = ct.context_templates(model, hparams.context_template_lengths, hparams.templates_seed)
-    templates = ct.check(templates)
-    timings["templates"] = time.perf_counter() - t
+    if hparams.layer is not None:
+        arch.check_layer(model, hparams.layer)
+    for r in [requests] if isinstance(requests, EditRequest) else list(requests or []):
+        keys.lookup_position(model, r.text, r.subject, hparams.fact_token)  # fail before any work
 
-    probs_before = _probs(model, requests)
-    applied, extras = [], []
-    try:
-        for r in tqdm(requests, desc="rome", disable=not progress or len(requests) == 1):
-            delta, extra, tm = edit_one(model, r, hparams, cov, templates)
-            for key, value in tm.items():
-                timings[key] += value
-            delta.apply(model)
-            applied.append(delta)
-            extras.append(extra)
-        probs_after = _probs(model, requests)
-    finally:
-        deltas.revert(model, applied)
-    return EditResult(
-        editor=NAME,
-        requests=requests,
-        deltas=[WeightDelta(d.name, d.delta) for d in applied],
-        hparams=dataclasses.asdict(hparams),
-        timings=timings,
-        probs_before=probs_before,
-        probs_after=probs_after,
-        extra={"per_request": extras, "templates": templates},
-    )
+    def compute(requests: list[EditRequest]) -> Computed:
+        timings = {"stats": 0.0, "templates": 0.0, "k_bar": 0.0, "v_star": 0.0, "update": 0.0}
+        t = time.perf_counter()
+        cov = covariance(model, hparams, stats)
+        timings["stats"] = time.perf_counter() - t
+        t = time.perf_counter()
+        chosen = templates
+        if chosen is None:
+            chosen = ct.context_templates(model, hparams.context_template_lengths, hparams.seed)
+        chosen = ct.check(chosen)
+        timings["templates"] = time.perf_counter() - t
+        applied, extras = [], []
+        try:
+            for r in tqdm(requests, desc="rome", disable=not progress or len(requests) == 1):
+                delta, extra, tm = edit_one(model, r, hparams, cov, chosen)
+                for key, value in tm.items():
+                    timings[key] += value
+                delta.apply(model)  # the next request is edited on these weights
+                applied.append(delta)
+                extras.append(extra)
+        finally:
+            deltas.revert(model, applied)
+        return Computed([WeightDelta(d.name, d.delta) for d in applied],
+                        {"per_request": extras, "templates": chosen}, timings)
+
+    return edit(NAME, model, requests, hparams, compute, options)

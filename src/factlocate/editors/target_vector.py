@@ -15,9 +15,10 @@ iteration, and projecting δ to |δ| ≤ clamp_norm_factor·|v_init| after each 
 v_init is the activation at the fact token of the first prompt (the plain
 prompt when the first template is "{}"), and the result is v_init + δ.
 
-`fast=True` runs the blocks below the hook's layer once (they cannot change)
-and computes logits only where the loss reads them; `fast=False` runs full
-forward passes. Both give the same v* up to float rounding.
+`fast=True` runs the blocks below the hook's layer once (they cannot change),
+injects their output at that layer on every step (`forward.control.Inject`) and
+computes logits only where the loss reads them; `fast=False` runs full forward
+passes with full logits. Both give the same v*, bit for bit on the tiny models.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from jaxtyping import Float
 
 from factlocate import tokens
 from factlocate.editors.keys import lookup_position
-from factlocate.hooks import partial_forward
+from factlocate.forward import Inject, control
 from factlocate.hooks.add_vector import AddVector
 
 
@@ -107,16 +108,16 @@ def optimise(
 
     delta = torch.zeros(int(model.cfg.d_model), device=device, requires_grad=True)
     add = AddVector(delta, list(range(len(batch.texts))), batch.lookup)
-    prefix = partial_forward.prefix(model, batch.ids, batch.mask, layer) if fast else None
+    if fast:
+        with torch.no_grad():
+            prefix = Inject(layer, control.run(model, batch.ids, stop_at=layer, mask=batch.mask))
     opt = torch.optim.Adam([delta], lr=v_lr)
     kl_init = None
     losses = []
     for it in range(v_num_grad_steps):
         opt.zero_grad()
         if fast:
-            logits = partial_forward.logits_at(
-                model, batch.ids, batch.mask, all_rows, all_pos, [(hook, add)], prefix=prefix
-            )
+            logits = control.logits_at(model, batch.ids, all_rows, all_pos, hooks=[(hook, add)], inject=prefix)
         else:
             with model.hooks(fwd_hooks=[(hook, add)]):
                 full = model(batch.ids, attention_mask=batch.mask)
@@ -143,9 +144,4 @@ def optimise(
             with torch.no_grad():
                 delta.mul_(max_norm / delta.norm())
     return TargetResult(add.first.detach().clone(), delta.detach().clone(), losses)
-
-
-def hook_layer(hook: str) -> int:
-    """The block a TransformerLens hook name belongs to ("blocks.5.mlp.hook_out" -> 5)."""
-    return int(hook.split(".")[1])
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from factlocate.errors import FactlocateError
+from factlocate.identity import identity
 from factlocate.io import read_json, to_jsonable, write_json
 from factlocate.metrics import counterfact as cf_metrics
 from factlocate.metrics import zsre as zsre_metrics
@@ -77,20 +78,14 @@ def evaluate(model, record, params: EvalParams, reference=None) -> dict:
     return out
 
 
-def model_key(model) -> str:
-    spec = str(getattr(model, "factlocate_spec", None) or model.cfg.model_name)
-    return spec
-
-
 class PreCache:
-    """Pre-edit metrics per case, stored under the cache folder per model, dataset and settings."""
+    """Pre-edit metrics per case, stored under the cache folder per model identity, dataset and settings."""
 
-    def __init__(self, model_spec: str, dataset, params: EvalParams, root: Path | None = None):
+    def __init__(self, model_key: str, dataset, params: EvalParams, root: Path | None = None):
         from factlocate.models import cache_dir
 
-        key = _digest([model_spec, dataset.digest, dataclasses.asdict(params), METRICS_VERSION])
-        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", model_spec).strip("_")[-60:]
-        self.folder = (root or cache_dir() / "eval-pre") / safe / f"{dataset.name}-{key}"
+        key = _digest([dataset.digest, dataclasses.asdict(params), METRICS_VERSION])
+        self.folder = (root or cache_dir() / "eval-pre") / model_key / f"{dataset.name}-{key}"
 
     def get(self, record) -> dict | None:
         path = self.folder / f"{record.case_id}.json"
@@ -126,17 +121,17 @@ def run_case(model, record, editor, hparams, params: EvalParams, pre_cache: PreC
     return case
 
 
-def editor_and_hparams(name: str, model_spec: str, overrides: dict | None = None, module=None):
-    """The editor module (None for unedited) and its hyperparameters from configs/."""
+def editor_and_hparams(name: str, model_spec: str, overrides: dict | None = None, module=None,
+                       hparams_file: str | None = None):
+    """The editor module (None for unedited) and its hyperparameters from the shipped configs."""
     if name == UNEDITED:
-        if overrides:
+        if overrides or hparams_file:
             raise FactlocateError("the unedited model takes no hyperparameters")
         return None, None
     from factlocate import editors
-    from factlocate.editors.base import load_hparams
 
     module = module or editors.get(name)
-    return module, load_hparams(module.HParams, name, model_spec, overrides)
+    return module, module.HParams.load(model_spec, overrides, path=hparams_file)
 
 
 def _check_params(path: Path, params: dict, overwrite: bool) -> None:
@@ -156,7 +151,7 @@ def _check_params(path: Path, params: dict, overwrite: bool) -> None:
 def run(
     model, dataset, records: list, editor: str, out: str | Path, params: EvalParams | None = None,
     overrides: dict | None = None, reference=None, module=None, overwrite: bool = False,
-    progress: bool = True, pre_cache: bool = True, folder_name: str | None = None,
+    progress: bool = True, pre_cache: bool = True, folder_name: str | None = None, hparams_file: str | None = None,
 ) -> Path:
     """Evaluate `editor` ("unedited" for none) on `records`, resuming finished cases.
 
@@ -164,8 +159,9 @@ def run(
     (any object with HParams and compute_edit); `folder_name` defaults to `editor`.
     """
     params = params or EvalParams()
-    spec = model_key(model)
-    module, hparams = editor_and_hparams(editor, spec, overrides, module)
+    ident = identity(model)
+    spec = ident.spec
+    module, hparams = editor_and_hparams(editor, spec, overrides, module, hparams_file)
     folder = Path(out) / (folder_name or editor)
     cases = folder / "cases"
     if overwrite and cases.exists():
@@ -180,7 +176,7 @@ def run(
         "metrics_version": METRICS_VERSION,
     }
     _check_params(folder / "params.json", run_params, overwrite)
-    cache = PreCache(spec, dataset, params) if pre_cache else None
+    cache = PreCache(ident.key, dataset, params) if pre_cache else None
     todo = [r for r in records if not (cases / f"{r.case_id}.json").exists()]
     bar = tqdm(
         total=len(records), initial=len(records) - len(todo), desc=f"{editor} on {dataset.name}",

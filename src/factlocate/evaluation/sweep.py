@@ -14,17 +14,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from factlocate.editors.keys import FACT_TOKENS
 from factlocate.errors import FactlocateError
 from factlocate.evaluation import report, runner
 from factlocate.io import write_text
 from factlocate.metrics import summary as summ
 
-TOKEN_RULES = {
-    "subject_first": "first subject token",
-    "subject_last": "last subject token",
-    "subject_first_after_last": "first token after the subject",
-    "last": "last token",
-}
 METRICS = ("ES", "PS", "NS", "S")
 
 
@@ -43,16 +38,17 @@ def cell_overrides(module, layer: int, token: str, overrides: dict) -> dict:
 
 
 def run(model, dataset, records, editor: str, layers: list[int], tokens: list[str] | None,
-        out: str | Path, overrides: dict | None = None, module=None, progress: bool = True) -> str:
+        out: str | Path, overrides: dict | None = None, module=None, progress: bool = True,
+        hparams_file: str | None = None) -> str:
     """Run every cell (resuming finished cases), write sweep.csv/.md/.html; return the markdown."""
     from factlocate import editors
 
     if dataset.kind != "counterfact":
         raise FactlocateError("the sweep uses CounterFact's ES, PS and NS: pass a counterfact dataset")
-    tokens = tokens or list(TOKEN_RULES)
-    unknown = [t for t in tokens if t not in TOKEN_RULES]
+    tokens = tokens or list(FACT_TOKENS)
+    unknown = [t for t in tokens if t not in FACT_TOKENS]
     if unknown:
-        raise FactlocateError(f"unknown token rules {unknown}; choose from {', '.join(TOKEN_RULES)}")
+        raise FactlocateError(f"unknown token rules {unknown}; choose from {', '.join(FACT_TOKENS)}")
     module = module or editors.get(editor)
     out = Path(out)
     params = runner.EvalParams(generation=False)
@@ -63,7 +59,7 @@ def run(model, dataset, records, editor: str, layers: list[int], tokens: list[st
         folder = runner.run(
             model, dataset, records, editor, out / "runs", params,
             cell_overrides(module, layer, token, overrides or {}), module=module,
-            progress=False, folder_name=name,
+            progress=False, folder_name=name, hparams_file=hparams_file,
         )
         cases = report.load_run(folder)["cases"]
         s = summ.summarize([c["post"]["scores"] for c in cases], "counterfact")
@@ -83,7 +79,7 @@ def _markdown(grid, tokens, layers, editor, n) -> str:
                   "|---|" + "---:|" * len(layers)]
         for t in tokens:
             vals = [grid[m][(t, layer)] for layer in layers]
-            lines.append(f"| {TOKEN_RULES[t]} | " + " | ".join("n/a" if v is None else f"{v:.1f}" for v in vals) + " |")
+            lines.append(f"| {FACT_TOKENS[t]} | " + " | ".join("n/a" if v is None else f"{v:.1f}" for v in vals) + " |")
         lines.append("")
     return "\n".join(lines)
 
@@ -107,7 +103,7 @@ def _figure(grid, tokens, layers, editor):
     for i, m in enumerate(METRICS):
         z = [[grid[m][(t, layer)] for layer in layers] for t in tokens]
         fig.add_trace(
-            go.Heatmap(z=z, x=layers, y=[TOKEN_RULES[t] for t in tokens], zmin=0, zmax=100,
+            go.Heatmap(z=z, x=layers, y=[FACT_TOKENS[t] for t in tokens], zmin=0, zmax=100,
                        colorscale="Purples", showscale=i == 0,
                        hovertemplate="layer %{x}<br>%{y}<br>%{z:.1f}<extra></extra>"),
             row=i + 1, col=1,

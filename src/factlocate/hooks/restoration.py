@@ -1,9 +1,12 @@
 """Restore activations: copy known values into chosen (row, position) slots.
 
-Two forms, both plain TransformerLens hooks `fn(activation, hook) -> activation`:
+All are plain TransformerLens hooks `fn(activation, hook) -> activation`:
 
 * `RestoreFromRow0(positions)`: the original `h[1:, t] = h[0, t]`, restoring
   corrupted rows from the clean row 0 of the same batch (the naive engine).
+* `HoldFromCapture(capture, name, positions)`: `h[1:, t] = first_pass[1:, t]`, holding
+  a module's output at the value an earlier pass captured (the naive engine's severed
+  paths, as the original `trace_with_repatch`).
 * `WriteAt(rows, positions, values)`: `h[rows[i], positions[i]] = values[i]`,
   one index-assignment for many rows at once (the batched engine, which keeps
   clean and corrupted activations cached and patches each row differently).
@@ -26,6 +29,19 @@ class RestoreFromRow0:
     def __call__(self, h: Float[torch.Tensor, "batch pos d"], hook=None) -> torch.Tensor:
         for t in self.positions:
             h[1:, t] = h[0, t]
+        return h
+
+
+class HoldFromCapture:
+    """`h[1:, t] = captured[1:, t]` for each t in `positions` (`captured` from an earlier pass)."""
+
+    def __init__(self, capture, name: str, positions: list[int]):
+        self.capture, self.name, self.positions = capture, name, list(positions)
+
+    def __call__(self, h: Float[torch.Tensor, "batch pos d"], hook=None) -> torch.Tensor:
+        value = self.capture[self.name]
+        for t in self.positions:
+            h[1:, t] = value[1:, t].to(h.device, h.dtype)
         return h
 
 

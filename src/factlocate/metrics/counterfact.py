@@ -15,7 +15,6 @@ import math
 
 from factlocate import scoring
 from factlocate.datasets.records import CounterFactRecord
-from factlocate.errors import FactlocateError
 
 GROUPS = ("rewrite_prompts", "paraphrase_prompts", "neighborhood_prompts")
 
@@ -58,10 +57,8 @@ def case_scores(nlls: dict[str, list[dict]]) -> dict[str, float | None]:
 
 def generate_texts(model, prompts: list[str], max_length: int, top_k: int, seed: int) -> list[str]:
     """Seeded top-k samples (prompt included), cleaned as ROME's generate_fast does."""
-    try:
-        from factlocate.generate import generate
-    except ModuleNotFoundError as e:
-        raise FactlocateError("text generation is not available in this version: pass --no-generation") from e
+    from factlocate.generate import generate
+
     return generate(model, list(prompts), max_length=max_length, top_k=top_k, seed=seed)
 
 

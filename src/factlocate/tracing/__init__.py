@@ -3,15 +3,15 @@
     from factlocate.tracing import trace
     result = trace(model, prompt, subject, kind="hidden")   # -> TraceResult
 
-Modules: `noise` (noise specs), `core` (parameters, prompt preparation),
+Modules: `noise` (noise specs), `core` (`RunSpec`, `GridSpec`, prompt preparation),
 `naive` (one forward per site, the original algorithm), `batched` (the default
 exact engine), `trace` (the entry points), `result` (`TraceResult`), `facts`
 (fact-set runs, token buckets, AIE/ATE).
 """
-from factlocate.tracing.core import KINDS, TraceParams, window_layers
+from factlocate.tracing.core import KINDS, GridSpec, RunSpec, window_layers
 from factlocate.tracing.noise import Noise, parse_noise, resolve_noise
 from factlocate.tracing.result import TraceResult
 from factlocate.tracing.trace import trace, trace_kinds
 
-__all__ = ["KINDS", "Noise", "TraceParams", "TraceResult", "parse_noise", "resolve_noise", "trace",
+__all__ = ["KINDS", "GridSpec", "Noise", "RunSpec", "TraceResult", "parse_noise", "resolve_noise", "trace",
            "trace_kinds", "window_layers"]

@@ -11,13 +11,15 @@ Same numbers as the naive engine (up to float rounding), much less work:
    up: rows join at their first block, entering with the cached corrupted
    residual there (`hooks.restoration.Replace`, then `Append`), so no row runs
    a block whose output is already known. Blocks below the chunk's first row
-   are skipped (`hooks.skipping.skip_blocks`).
+   run on a single placeholder row (`factlocate.forward.control`).
 3. Per-row index assignments (`hooks.restoration.WriteAt`) write the clean
    values (and, for severed traces, the corrupted module outputs) into the
    right rows.
 4. Positions before the restored token are the corrupted pass's in every
    layer, so a site's rows run only positions t.. and read the keys and values
-   of positions 0..t-1 from the corrupted pass's KV cache (`prefix_cache`).
+   of positions 0..t-1 from the corrupted pass's KV cache (`forward.kv`). This
+   reuse is checked once per loaded model against full rows on a probe prompt
+   (`reuse_verified`); where it does not match, every chunk runs full rows.
 5. The forward stops after the last block; the final norm and unembedding run
    only at the last position.
 6. Positions before the subject never see the noise, so restoring them changes
@@ -37,18 +39,11 @@ import torch
 from tqdm.auto import tqdm
 
 from factlocate import arch
+from factlocate.forward import Capture, control, kv
 from factlocate.hooks.corruption import CorruptEmbedding
-from factlocate.hooks.partial_forward import StopForward, final_logits
 from factlocate.hooks.restoration import Append, Chain, Replace, WriteAt
-from factlocate.hooks.severing import Record
-from factlocate.hooks.skipping import block_returns_tuple, skip_blocks
-from factlocate.tracing.core import Prepared, TraceParams, module_hook, window_layers
-from factlocate.tracing.prefix_cache import prefix_cache
-
-
-def resid_in(layer: int, n_layers: int) -> str:
-    """The residual entering block `layer`; `layer == n_layers` is the last block's output."""
-    return f"blocks.{layer}.hook_resid_pre" if layer < n_layers else arch.hook_resid(n_layers - 1)
+from factlocate.tracing.core import GridSpec, Prepared, RunSpec, clean_prediction, window_layers
+from factlocate.tracing.noise import Noise, parse_noise
 
 
 @dataclass
@@ -72,42 +67,38 @@ class _Site:
 
 
 @torch.no_grad()
-def _record(model, ids: torch.Tensor, names: list[str], hooks: list, answer: int) -> _Run:
-    records = {n: Record() for n in names}
-    with model.hooks(fwd_hooks=hooks + [(n, records[n]) for n in names]):
-        logits, cache = model(ids, return_type="logits_and_cache", use_cache=True)
-    score = torch.softmax(logits[:, -1, :].float(), dim=1).mean(dim=0)[answer]
-    return _Run({n: r.value for n, r in records.items()}, float(score), cache)
+def _record(model, ids: torch.Tensor, names: list[str], hooks: list, answer: int, keep_cache: bool) -> _Run:
+    """One full pass: the activations at `names`, mean p(answer) at the last position, and its KV cache."""
+    capture = Capture(names, clone=True)
+    cache = kv.empty(model) if keep_cache else None
+    resid = control.run(model, ids, hooks=hooks + capture.hooks, past=cache)
+    score = torch.softmax(control.unembed(model, resid[:, -1]).float(), dim=1).mean(dim=0)[answer]
+    return _Run(dict(capture.values), float(score), cache)
 
 
-def _full_length(cache, n_tokens: int) -> bool:
-    """Whether every cached layer holds all positions (a sliding window may have dropped some)."""
-    return all(layer.keys.shape[-2] == n_tokens for layer in cache.layers if layer.is_initialized)
-
-
-def _sites(job: int, params: TraceParams, prep: Prepared, positions: list[int]) -> tuple[list[_Site], dict]:
+def _sites(model, job: int, grid: GridSpec, prep: Prepared, positions: list[int]) -> tuple[list[_Site], dict]:
     """The sites one grid needs, and the cells whose score is known without a forward."""
     n_layers, (b, _) = prep.n_layers, prep.subject_range
-    reference = params.sever is not None and params.noise_draws == "reference"
+    reference = grid.sever is not None and grid.noise_draws == "reference"
     sites, known = [], {}
     for i, t in enumerate(positions):
         for l in range(n_layers):
             if t < b:  # the noise cannot reach position t: restoring it is a no-op
                 known[(i, l)] = "B" if reference else "A"
                 continue
-            if params.kind == "hidden":
-                site = _Site(job, (i, l), t, l + 1, "A", clean=[resid_in(l + 1, n_layers)])
-                if params.sever:
+            if grid.kind == "hidden":
+                site = _Site(job, (i, l), t, l + 1, "A", clean=[arch.hook_resid_in(model, l + 1)])
+                if grid.sever:
                     # Pass A equals this run below l + 1, so freezing there is a no-op;
                     # with reference draws the run differs from pass A from the start.
                     frozen_from = 0 if reference else l + 1
-                    site.frozen = [module_hook(params.sever, j) for j in range(frozen_from, n_layers)]
+                    site.frozen = [arch.hook_for_kind(grid.sever, j) for j in range(frozen_from, n_layers)]
                     if reference:
                         site.start, site.base = 0, "B"
             else:
-                layers = window_layers(l, params.window, n_layers)
+                layers = window_layers(l, grid.window, n_layers)
                 site = _Site(job, (i, l), t, layers[0], "A",
-                             clean=[module_hook(params.kind, j) for j in layers])
+                             clean=[arch.hook_for_kind(grid.kind, j) for j in layers])
             sites.append(site)
     return sites, known
 
@@ -139,7 +130,7 @@ class _Rows:
         return value
 
 
-def _chunk_hooks(prep: Prepared, chunk: list[_Site], rows: _Rows, first: int, clean: _Run,
+def _chunk_hooks(model, prep: Prepared, chunk: list[_Site], rows: _Rows, first: int, clean: _Run,
                  runs: dict[str, _Run]) -> list:
     """Joining, restoration, freezing and stop hooks for one chunk of sites.
 
@@ -147,6 +138,7 @@ def _chunk_hooks(prep: Prepared, chunk: list[_Site], rows: _Rows, first: int, cl
     entering with the corrupted residual there, so no row runs a block whose
     output is already known. The chunk's rows run positions `first`.. only:
     position t of the prompt is index t - first of the activations these hooks see.
+    The run stops after the last block (`control.run`).
     """
     S, n_layers = prep.samples, prep.n_layers
     per_hook: dict[str, list] = defaultdict(list)
@@ -154,7 +146,7 @@ def _chunk_hooks(prep: Prepared, chunk: list[_Site], rows: _Rows, first: int, cl
     for block in range(int(rows.start[0]), n_layers + 1):
         running = rows.running(block)
         if running > joined:
-            name = resid_in(block, n_layers)
+            name = arch.hook_resid_in(model, block)
             value = rows.corrupted(runs, name, joined, running, first)
             per_hook[name].append(Replace(value) if joined == 0 else Append(value))
             joined = running
@@ -174,83 +166,106 @@ def _chunk_hooks(prep: Prepared, chunk: list[_Site], rows: _Rows, first: int, cl
         if fr:
             fr, pos = torch.tensor(fr), torch.tensor(fp)
             per_hook[name].append(WriteAt(fr, pos - first, runs["A"].acts[name][rows.sample[fr], pos]))
-
-    def stop(h, hook):
-        raise StopForward(h[:, -1].clone())
-
-    per_hook[resid_in(n_layers, n_layers)].append(stop)
     return [(name, Chain(*fns)) for name, fns in per_hook.items()]
 
 
-def _past(rows: _Rows, first: int, runs: dict[str, _Run], n_layers: int):
+def _past(model, rows: _Rows, first: int, runs: dict[str, _Run], n_layers: int):
     """The corrupted passes' keys and values of positions 0..first-1 for the rows running each layer.
 
     A layer no row reaches gets one (unused) entry: HF reads the prefix length from layer 0.
+    Rows continuing pass B (reference draws) take its keys and values.
     """
     if first == 0:
         return None
-    per_layer = [rows.sample[: max(1, rows.running(k))] for k in range(n_layers)]
-    past = prefix_cache(runs["A"].cache, per_layer, first)
-    if rows.from_b.any():  # rows continuing pass B (reference draws) take its keys and values
-        from_b = prefix_cache(runs["B"].cache, per_layer, first)
-        for layer, other in zip(past.layers, from_b.layers):
-            if layer.is_initialized:
-                b = rows.from_b[: layer.keys.shape[0]]
-                layer.keys[b], layer.values[b] = other.keys[b], other.values[b]
-    return past
+    a = kv.layers(runs["A"].cache)
+    b = kv.layers(runs["B"].cache) if rows.from_b.any() else None
+    per_layer = []
+    for k in range(n_layers):
+        n = max(1, rows.running(k))
+        index = rows.sample[:n]
+        keys, values = a[k][0][index, :, :first], a[k][1][index, :, :first]
+        from_b = rows.from_b[:n]
+        if b is not None and from_b.any():
+            keys[from_b], values[from_b] = b[k][0][index[from_b], :, :first], b[k][1][index[from_b], :, :first]
+        per_layer.append((keys, values))
+    return kv.from_layers(model, per_layer)
 
 
 @torch.no_grad()
-def run_jobs(model, prep: Prepared, jobs: list[TraceParams], positions: list[int],
-             progress: bool = False) -> tuple[list[np.ndarray], float]:
-    """Fill one [len(positions), n_layers] grid per job; also return the corrupted score."""
+def run_jobs(model, prep: Prepared, grids: list[GridSpec], positions: list[int], progress: bool = False,
+             reuse: bool | None = None) -> tuple[list[np.ndarray], float]:
+    """Fill one [len(positions), n_layers] grid per grid spec; also return the corrupted score.
+
+    `reuse` forces KV reuse on or off; by default it is on where `reuse_verified(model)`.
+    """
     S, n_layers, device = prep.samples, prep.n_layers, model.cfg.device
     b, e = prep.subject_range
     d_model = int(model.cfg.d_model)
-    names = [resid_in(k, n_layers) for k in range(n_layers + 1)]
-    names += [module_hook(kind, l) for kind in ("mlp", "attn") for l in range(n_layers)]
+    reuse = reuse_verified(model) if reuse is None else reuse
+    names = [arch.hook_resid_in(model, k) for k in range(n_layers + 1)]
+    names += [arch.hook_for_kind(kind, l) for kind in ("mlp", "attn") for l in range(n_layers)]
 
-    clean = _record(model, prep.ids_tensor(1).to(device), names, [], prep.answer_id)
+    clean = _record(model, prep.ids_tensor(1).to(device), names, [], prep.answer_id, False)
     rs = np.random.RandomState(prep.seed)
     runs = {}
     for base in ("A", "B"):
-        if base == "B" and not any(j.sever and j.noise_draws == "reference" for j in jobs):
+        if base == "B" and not any(g.sever and g.noise_draws == "reference" for g in grids):
             break
         noise = prep.noise.draw(rs, S, e - b, d_model)  # B: the generator's next draws
         corrupt = CorruptEmbedding(noise, b, e, prep.noise.replace, first_row=0)
         runs[base] = _record(model, prep.ids_tensor(S).to(device), names, [(arch.HOOK_EMBED, corrupt)],
-                             prep.answer_id)
+                             prep.answer_id, reuse)
 
-    grids = [np.zeros((len(positions), n_layers)) for _ in jobs]
+    out = [np.zeros((len(positions), n_layers)) for _ in grids]
     sites = []
-    for j, params in enumerate(jobs):
-        job_sites, known = _sites(j, params, prep, positions)
-        sites += job_sites
+    for j, grid in enumerate(grids):
+        grid_sites, known = _sites(model, j, grid, prep, positions)
+        sites += grid_sites
         for cell, base in known.items():
-            grids[j][cell] = runs[base].score
+            out[j][cell] = runs[base].score
     # Rows of one chunk share their first position, so group the sites by token.
-    reuse = all(_full_length(run.cache, len(prep.ids)) for run in runs.values())
+    reuse = reuse and all(kv.holds_all(run.cache, len(prep.ids)) for run in runs.values())
     sites.sort(key=lambda s: (s.position if reuse else 0, s.start))
-    per_chunk = max(1, jobs[0].chunk_rows // S)
+    per_chunk = max(1, prep.run.chunk_rows // S)
     chunks = []
     for _, group in groupby(sites, key=lambda s: s.position if reuse else 0):
         group = list(group)
         chunks += [group[i : i + per_chunk] for i in range(0, len(group), per_chunk)]
-    tuple_output = block_returns_tuple(model) if chunks else False
     for chunk in tqdm(chunks, desc="trace (batched)", disable=not progress, leave=False):
         rows = _Rows.of(chunk, S)
         first = chunk[0].position if reuse else 0
-        hooks = _chunk_hooks(prep, chunk, rows, first, clean, runs)
-        past = _past(rows, first, runs, n_layers)
-        try:  # one input row: the first joining hook replaces it by the chunk's first rows
-            with skip_blocks(model, chunk[0].start, tuple_output), model.hooks(fwd_hooks=hooks):
-                model(prep.ids_tensor(1)[:, first:].to(device), past_key_values=past)
-        except StopForward as stop:
-            last = stop.resid
-        else:  # pragma: no cover - the last block's hook always fires
-            raise RuntimeError("the forward pass did not reach the last block")
-        probs = torch.softmax(final_logits(model, last).float(), dim=-1)[:, prep.answer_id]
+        hooks = _chunk_hooks(model, prep, chunk, rows, first, clean, runs)
+        past = _past(model, rows, first, runs, n_layers)
+        # One input row: the first joining hook replaces it by the chunk's first rows.
+        last = control.run(model, prep.ids_tensor(1)[:, first:].to(device), hooks=hooks, past=past)[:, -1]
+        probs = torch.softmax(control.unembed(model, last).float(), dim=-1)[:, prep.answer_id]
         probs = probs.view(len(chunk), S).mean(1).cpu().numpy()
         for site, p in zip(chunk, probs):
-            grids[site.job][site.cell] = p
-    return grids, runs["A"].score
+            out[site.job][site.cell] = p
+    return out, runs["A"].score
+
+
+def reuse_verified(model) -> bool:
+    """Whether this model's KV-prefix reuse gives the full-row grid (checked once, on a probe prompt).
+
+    The probe first checks that a forward pass fills the cache at all, then traces the
+    last two tokens of a short prompt for a hidden grid, an attention window and a
+    severed grid with reference draws, with and without reuse.
+    """
+    def probe():
+        ids = kv.probe_ids(model)
+        cache = kv.empty(model)
+        control.run(model, torch.tensor([ids]), past=cache)
+        if not kv.holds_all(cache, len(ids)):
+            raise RuntimeError("a forward pass left the KV cache without the prompt's keys and values")
+        answer, high = clean_prediction(model, ids)
+        noise = Noise(parse_noise("1.0"), level=1.0)
+        prep = Prepared(ids, (1, 3), answer, high, noise, RunSpec(samples=2, seed=0), arch.n_layers(model))
+        grids = [GridSpec("hidden"), GridSpec("attn", window=2), GridSpec("hidden", sever="mlp", noise_draws="reference")]
+        positions = [len(ids) - 2, len(ids) - 1]
+        reused, _ = run_jobs(model, prep, grids, positions, reuse=True)
+        plain, _ = run_jobs(model, prep, grids, positions, reuse=False)
+        return torch.tensor(np.stack(reused)), torch.tensor(np.stack(plain))
+
+    return kv.verified(model, "batched tracing", probe, tolerance=1e-5)
+

@@ -1,17 +1,20 @@
-"""What both engines share: trace parameters, the prepared prompt, and site definitions.
+"""What both engines share: the run and grid specs, the prepared prompt, and site definitions.
 
-A *job* is one grid to fill: a site kind (hidden, mlp, attn), optionally a
-severed module kind (mlp or attn, hidden traces only). A *site* is one cell
-(token position, layer) of a job's grid.
+A trace of one prompt is one *run* (`RunSpec`: corrupted samples, noise, seed,
+engine) that fills one or more *grids* (`GridSpec`: which states are restored,
+over which window, with which path severed). A *site* is one cell
+(token position, layer) of a grid.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
 
 from factlocate import arch, tokens
 from factlocate.errors import FactlocateError
+from factlocate.forward import control
 from factlocate.tracing.noise import Noise
 
 KINDS = ("hidden", "mlp", "attn")
@@ -20,51 +23,78 @@ NOISE_DRAWS = ("same", "reference")
 
 
 @dataclass(frozen=True)
-class TraceParams:
-    """How to trace: validated on construction."""
+class RunSpec:
+    """How one prompt is corrupted and traced; shared by all of its grids. Validated on construction."""
+
+    samples: int = 10  # corrupted runs per site
+    noise: str = "s3"  # noise spec (see `noise.parse_noise`)
+    replace: bool = False  # replace the subject embeddings by the noise instead of adding it
+    seed: int = 1  # seeds the RandomState the noise is drawn from
+    engine: str = "batched"  # batched (default) or naive (one forward per site)
+    chunk_rows: int = 256  # rows per forward pass of the batched engine
+
+    def __post_init__(self):
+        if not isinstance(self.samples, int) or self.samples < 1:
+            raise FactlocateError(f"samples must be a positive integer, got {self.samples!r}")
+        if not isinstance(self.seed, int):
+            raise FactlocateError(f"seed must be an integer, got {self.seed!r}")
+        if self.engine not in ENGINES:
+            raise FactlocateError(f"unknown engine {self.engine!r}: use batched or naive")
+        if not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
+            raise FactlocateError("chunk_rows must be at least 1")
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """One grid: restore `kind` states (hidden, or mlp/attn over `window` layers), optionally severed."""
 
     kind: str = "hidden"
-    samples: int = 10
     window: int = 10
-    seed: int = 1
-    sever: str | None = None  # mlp | attn: hold those outputs at their corrupted values
-    noise_draws: str = "same"  # reference: the second pass of a severed trace draws new noise
-    engine: str = "batched"
-    chunk_rows: int = 256  # rows per forward pass of the batched engine
+    sever: str | None = None  # mlp | attn: hold those outputs at their corrupted values (hidden only)
+    noise_draws: str = "same"  # reference: a severed trace's second pass draws new noise
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise FactlocateError(f"unknown kind {self.kind!r}: use hidden, mlp, attn (or all on the CLI)")
-        if not isinstance(self.samples, int) or self.samples < 1:
-            raise FactlocateError(f"samples must be a positive integer, got {self.samples!r}")
         if not isinstance(self.window, int) or self.window < 1:
             raise FactlocateError(f"window must be a positive integer, got {self.window!r}")
-        if not isinstance(self.seed, int):
-            raise FactlocateError(f"seed must be an integer, got {self.seed!r}")
         if self.sever not in (None, "mlp", "attn"):
             raise FactlocateError(f"unknown sever {self.sever!r}: use mlp or attn")
         if self.sever and self.kind != "hidden":
             raise FactlocateError("a severed trace restores hidden states: use kind='hidden' with sever")
         if self.noise_draws not in NOISE_DRAWS:
             raise FactlocateError(f"unknown noise_draws {self.noise_draws!r}: use same or reference")
-        if self.engine not in ENGINES:
-            raise FactlocateError(f"unknown engine {self.engine!r}: use batched or naive")
-        if self.chunk_rows < 1:
-            raise FactlocateError("chunk_rows must be at least 1")
+
+
+def split_options(options: dict) -> tuple[dict, dict, dict]:
+    """Split keyword options into RunSpec fields, GridSpec fields and the rest."""
+    run_fields = {f.name for f in dataclasses.fields(RunSpec)}
+    grid_fields = {f.name for f in dataclasses.fields(GridSpec)}
+    run = {k: v for k, v in options.items() if k in run_fields}
+    grid = {k: v for k, v in options.items() if k in grid_fields}
+    rest = {k: v for k, v in options.items() if k not in run_fields | grid_fields}
+    return run, grid, rest
 
 
 @dataclass
 class Prepared:
-    """A prompt ready to trace: ids, subject range, clean answer, noise."""
+    """A prompt ready to trace: ids, subject range, clean answer, resolved noise and the run spec."""
 
     ids: list[int]
     subject_range: tuple[int, int]
     answer_id: int
     high_score: float
     noise: Noise
-    samples: int
-    seed: int
+    run: RunSpec
     n_layers: int
+
+    @property
+    def samples(self) -> int:
+        return self.run.samples
+
+    @property
+    def seed(self) -> int:
+        return self.run.seed
 
     def ids_tensor(self, rows: int) -> torch.Tensor:
         return torch.tensor([self.ids] * rows, dtype=torch.long)
@@ -79,31 +109,26 @@ def window_layers(layer: int, window: int, n_layers: int) -> range:
     return range(max(0, layer - window // 2), min(n_layers, layer - window // 2 + window))
 
 
-def module_hook(kind: str, layer: int) -> str:
-    """hook_mlp_out / hook_attn_out of `layer`."""
-    return arch.hook_mlp_out(layer) if kind == "mlp" else arch.hook_attn_out(layer)
-
-
 @torch.no_grad()
 def clean_prediction(model, ids: list[int]) -> tuple[int, float]:
-    """The clean run's top-1 next token and its probability."""
-    logits = model(torch.tensor([ids], dtype=torch.long, device=model.cfg.device))
-    probs = torch.softmax(logits[0, -1].float(), dim=-1)
+    """The clean run's top-1 next token and its probability (logits at the last position only)."""
+    resid = control.run(model, torch.tensor([ids], dtype=torch.long))
+    probs = torch.softmax(control.unembed(model, resid[:, -1]).float(), dim=-1)[0]
     p, i = probs.max(-1)
     return int(i), float(p)
 
 
-def prepare(model, prompt: str, subject: str, params: list[TraceParams], noise: Noise) -> Prepared:
+def prepare(model, prompt: str, subject: str, grids: list[GridSpec], run: RunSpec, noise: Noise) -> Prepared:
     """Tokenise, locate the subject, check the windows and find the clean answer."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise FactlocateError("the prompt is empty")
     n_layers = arch.n_layers(model)
-    for p in params:
-        if p.kind != "hidden" and p.window > n_layers:
+    for g in grids:
+        if g.kind != "hidden" and g.window > n_layers:
             raise FactlocateError(
-                f"window {p.window} is larger than the model's {n_layers} layers: use --window {n_layers} or less"
+                f"window {g.window} is larger than the model's {n_layers} layers: use --window {n_layers} or less"
             )
     ids = tokens.encode(model, prompt)
     b, e = tokens.subject_range(model, prompt, subject)
     answer, high = clean_prediction(model, ids)
-    return Prepared(ids, (b, e), answer, high, noise, params[0].samples, params[0].seed, n_layers)
+    return Prepared(ids, (b, e), answer, high, noise, run, n_layers)

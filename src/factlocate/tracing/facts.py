@@ -29,10 +29,10 @@ from tqdm.auto import tqdm
 from factlocate import tokens
 from factlocate.errors import FactlocateError
 from factlocate.io import read_json, write_json, write_text
-from factlocate.tracing.core import KINDS, clean_prediction
+from factlocate.tracing.core import KINDS, GridSpec, RunSpec, clean_prediction
 from factlocate.tracing.noise import resolve_noise
 from factlocate.tracing.result import TraceResult
-from factlocate.tracing.trace import trace_kinds
+from factlocate.tracing.trace import result_key, trace_kinds
 
 BUCKETS = ("first_subject", "middle_subject", "last_subject", "first_subsequent", "further", "last")
 REQUIRED = ("known_id", "subject", "prompt", "attribute")
@@ -64,30 +64,34 @@ def answer_matches(answer: str, attribute: str) -> bool:
 
 
 @dataclass(frozen=True)
-class FactRunParams:
+class FactSetSpec:
     """Everything that shapes a fact-set run; saved as DIR/params.json and checked on resume."""
 
     model: str
     facts: str
     kinds: tuple[str, ...] = KINDS
-    sever: str | None = None
-    samples: int = 10
-    noise: str = "s3"
+    sever: str | None = None  # also trace the hidden state at the last subject token with this severed
     window: int = 10
-    seed: int = 1
-    engine: str = "batched"
+    run: RunSpec = RunSpec()
 
     def __post_init__(self):
         bad = [k for k in self.kinds if k not in KINDS]
         if bad or not self.kinds:
             raise FactlocateError(f"unknown kinds {bad or self.kinds}: use hidden, mlp, attn")
+        object.__setattr__(self, "kinds", tuple(self.kinds))
+        if isinstance(self.run, dict):
+            object.__setattr__(self, "run", RunSpec(**self.run))
+        GridSpec("hidden", self.window, self.sever)  # validates window and sever
+
+    def grids(self) -> list[GridSpec]:
+        return [GridSpec(k, self.window) for k in self.kinds]
 
 
 def _case_path(out: Path, fact: dict) -> Path:
     return out / "cases" / f"known_{fact['known_id']}.json"
 
 
-def trace_fact(model, fact: dict, params: FactRunParams, noise) -> dict:
+def trace_fact(model, fact: dict, spec: FactSetSpec, noise) -> dict:
     """One fact: skip it if the model's answer is wrong, else trace each kind (and the severed path)."""
     ids = tokens.encode(model, fact["prompt"])
     answer_id, _ = clean_prediction(model, ids)
@@ -96,33 +100,32 @@ def trace_fact(model, fact: dict, params: FactRunParams, noise) -> dict:
             "attribute": fact["attribute"], "answer": answer}
     if not answer_matches(answer, fact["attribute"]):
         return {**case, "correct_prediction": False}
-    options = dict(samples=params.samples, noise=noise, window=params.window, seed=params.seed,
-                   engine=params.engine, model_name=params.model)
-    results = trace_kinds(model, fact["prompt"], fact["subject"], list(params.kinds), **options)
+    results = trace_kinds(model, fact["prompt"], fact["subject"], spec.grids(), spec.run, noise=noise)
     case["correct_prediction"] = True
     case["traces"] = {k: r.to_dict() for k, r in results.items()}
-    if params.sever:
-        severed = trace_kinds(model, fact["prompt"], fact["subject"], ["hidden"], sever=params.sever,
-                              token_range="subject_last", **options)["hidden"]
+    if spec.sever:
+        grid = GridSpec("hidden", spec.window, spec.sever)
+        severed = trace_kinds(model, fact["prompt"], fact["subject"], [grid], spec.run, noise=noise,
+                              token_range="subject_last")[result_key(grid)]
         case["severed"] = severed.to_dict()
     return case
 
 
-def run_facts(model, out: str | Path, params: FactRunParams, n: int | None = None,
+def run_facts(model, out: str | Path, spec: FactSetSpec, n: int | None = None,
               facts: list[dict] | None = None, progress: bool = True) -> dict:
     """Trace facts until `n` are traced (skipped ones do not count), resuming from DIR/cases."""
     out = Path(out)
-    facts = facts if facts is not None else load_facts(None if params.facts == "known_1000.json" else params.facts)
+    facts = facts if facts is not None else load_facts(None if spec.facts == "known_1000.json" else spec.facts)
     saved = out / "params.json"
     if saved.exists():
         old = read_json(saved)
-        if old.get("run") != json.loads(json.dumps(asdict(params))):
-            raise FactlocateError(f"{out} holds a run with other parameters ({old.get('run')}): use another --out")
+        if old.get("spec") != json.loads(json.dumps(asdict(spec))):
+            raise FactlocateError(f"{out} holds a run with other parameters ({old.get('spec')}): use another --out")
         sigma = old.get("noise", {}).get("sigma")
     else:
         sigma = None
-    noise = resolve_noise(model, params.noise, subjects=[f["subject"] for f in facts], sigma=sigma)
-    write_json(saved, {"run": asdict(params), "noise": noise.describe()})
+    noise = resolve_noise(model, spec.run.noise, subjects=[f["subject"] for f in facts], sigma=sigma)
+    write_json(saved, {"spec": asdict(spec), "noise": noise.describe()})
     target = len(facts) if n is None else n
     traced = skipped = 0
     bar = tqdm(total=target, desc="trace-facts", disable=not progress)
@@ -134,7 +137,7 @@ def run_facts(model, out: str | Path, params: FactRunParams, n: int | None = Non
             case = read_json(path)
         else:
             try:
-                case = trace_fact(model, fact, params, noise)
+                case = trace_fact(model, fact, spec, noise)
             except FactlocateError as e:  # e.g. a subject absent from its prompt
                 case = {"known_id": fact["known_id"], "correct_prediction": False, "error": str(e)}
             write_json(path, case)
@@ -209,7 +212,7 @@ def summarize(out: str | Path, known_ids: list | None = None) -> dict:
         base = np.stack([_bucket_rows(TraceResult.from_dict(c["traces"]["hidden"]))["last_subject"][0] for c in good])
         low = np.array([c["traces"]["hidden"]["low_score"] for c in good])
         summary["severed"] = {
-            "sever": good[0]["severed"]["sever"], "n": len(good),
+            "sever": good[0]["severed"]["grid"]["sever"], "n": len(good),
             "aie_unsevered": base.mean(0) - low.mean(), "ci95_unsevered": _ci(base, len(good)),
             "aie_severed": sev.mean(0) - low.mean(), "ci95_severed": _ci(sev, len(good)),
         }

@@ -15,10 +15,10 @@ import torch
 from tqdm.auto import tqdm
 
 from factlocate import arch
+from factlocate.forward import Capture
 from factlocate.hooks.corruption import CorruptEmbedding
-from factlocate.hooks.restoration import RestoreFromRow0
-from factlocate.hooks.severing import FreezeFromRecord, Record
-from factlocate.tracing.core import Prepared, TraceParams, module_hook, window_layers
+from factlocate.hooks.restoration import HoldFromCapture, RestoreFromRow0
+from factlocate.tracing.core import GridSpec, Prepared, window_layers
 
 
 @torch.no_grad()
@@ -43,7 +43,7 @@ def trace_with_repatch(model, prep: Prepared, states_to_patch: list[tuple[int, s
         patch_spec[name].append(t)
     for t, name in states_to_unpatch:
         unpatch_spec[name].append(t)
-    records = {name: Record() for name in unpatch_spec}
+    first = Capture(unpatch_spec, clone=True)
     rs = np.random.RandomState(prep.seed)
     logits = None
     for first_pass in [True, False] if states_to_unpatch else [False]:
@@ -56,10 +56,10 @@ def trace_with_repatch(model, prep: Prepared, states_to_patch: list[tuple[int, s
 
         hooks = [(arch.HOOK_EMBED, CorruptEmbedding(draw, b, e, prep.noise.replace))]
         if first_pass:
-            hooks += [(name, records[name]) for name in unpatch_spec]
+            hooks += first.hooks
         else:
             hooks += [(name, RestoreFromRow0(ts)) for name, ts in patch_spec.items()]
-            hooks += [(name, FreezeFromRecord(records[name], ts)) for name, ts in unpatch_spec.items()]
+            hooks += [(name, HoldFromCapture(first, name, ts)) for name, ts in unpatch_spec.items()]
         logits = model.run_with_hooks(batch, fwd_hooks=hooks)
     probs = torch.softmax(logits[1:, -1, :].float(), dim=1).mean(dim=0)
     return float(probs[prep.answer_id])
@@ -69,23 +69,23 @@ def low_score(model, prep: Prepared) -> float:
     return trace_with_patch(model, prep, [])
 
 
-def site_states(params: TraceParams, position: int, layer: int, n_layers: int) -> tuple[list, list]:
+def site_states(grid: GridSpec, position: int, layer: int, n_layers: int) -> tuple[list, list]:
     """(states_to_patch, states_to_unpatch) for one site, as the original builds them."""
-    if params.kind == "hidden":
+    if grid.kind == "hidden":
         patch = [(position, arch.hook_resid(layer))]
     else:
-        patch = [(position, module_hook(params.kind, j)) for j in window_layers(layer, params.window, n_layers)]
+        patch = [(position, arch.hook_for_kind(grid.kind, j)) for j in window_layers(layer, grid.window, n_layers)]
     unpatch = []
-    if params.sever:
-        unpatch = [(position, module_hook(params.sever, j)) for j in range(n_layers)]
+    if grid.sever:
+        unpatch = [(position, arch.hook_for_kind(grid.sever, j)) for j in range(n_layers)]
     return patch, unpatch
 
 
-def scores(model, prep: Prepared, params: TraceParams, positions: list[int], progress: bool = False) -> np.ndarray:
+def scores(model, prep: Prepared, grid: GridSpec, positions: list[int], progress: bool = False) -> np.ndarray:
     """The [len(positions), n_layers] grid, one forward (two if severed) per site."""
-    grid = np.zeros((len(positions), prep.n_layers))
+    out = np.zeros((len(positions), prep.n_layers))
     cells = [(i, t, l) for i, t in enumerate(positions) for l in range(prep.n_layers)]
-    for i, t, l in tqdm(cells, desc=f"trace {params.kind} (naive)", disable=not progress, leave=False):
-        patch, unpatch = site_states(params, t, l, prep.n_layers)
-        grid[i, l] = trace_with_repatch(model, prep, patch, unpatch, params.noise_draws)
-    return grid
+    for i, t, l in tqdm(cells, desc=f"trace {grid.kind} (naive)", disable=not progress, leave=False):
+        patch, unpatch = site_states(grid, t, l, prep.n_layers)
+        out[i, l] = trace_with_repatch(model, prep, patch, unpatch, grid.noise_draws)
+    return out

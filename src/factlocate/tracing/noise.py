@@ -37,6 +37,7 @@ from jaxtyping import Float
 
 from factlocate import arch, tokens
 from factlocate.errors import FactlocateError
+from factlocate.forward import Capture, control
 
 _NUMBER = r"(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?"
 T_SAMPLES = 1000  # the original draws 1000 chi-square factors once (RandomState(2))
@@ -133,17 +134,13 @@ def token_embeddings(model, texts: list[str]) -> Float[torch.Tensor, "n_tokens d
     return table[torch.tensor(rows, device=table.device)]
 
 
+@torch.no_grad()
 def _embed_ids(model, ids: list[int]) -> Float[torch.Tensor, "n d_model"]:
-    """`hook_embed` of each id (position-independent), read by a hook on a stopped forward."""
-    out = []
-    batch = torch.tensor(ids, dtype=torch.long, device=model.cfg.device)[:, None]  # one token per row
-
-    def grab(x, hook):
-        out.append(x[:, 0].detach().clone())
-        return x
-
-    model.run_with_hooks(batch, fwd_hooks=[(arch.HOOK_EMBED, grab)], stop_at_layer=0)
-    return out[0]
+    """`hook_embed` of each id (position-independent), captured on a forward stopped before block 0."""
+    batch = torch.tensor(ids, dtype=torch.long)[:, None]  # one token per row
+    capture = Capture([arch.HOOK_EMBED], clone=True)
+    control.run(model, batch, hooks=capture.hooks, stop_at=0)
+    return capture[arch.HOOK_EMBED][:, 0]
 
 
 def embedding_sigma(model, subjects: list[str] | None = None) -> float:

@@ -1,4 +1,4 @@
-"""`TraceResult`: one causal trace of one prompt, with every parameter that produced it."""
+"""`TraceResult`: one causal-trace grid of one prompt, with the specs that produced it."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from factlocate.io import read_json, write_json
+from factlocate.tracing.core import GridSpec, RunSpec
 
 
 @dataclass
@@ -26,20 +27,28 @@ class TraceResult:
     input_ids: list[int]
     input_tokens: list[str]
     subject_range: tuple[int, int]  # [start, end) in token positions (BOS counted)
-    kind: str  # hidden | mlp | attn
-    window: int
-    noise_level: float | None  # absolute level for gaussian/uniform noise
-    noise: dict  # spec, family, sigma, replace, ...
-    samples: int
-    seed: int
-    model: str
+    positions: list[int]
     prompt: str
     subject: str
-    positions: list[int] = field(default_factory=list)
-    sever: str | None = None  # mlp | attn for a severed trace
-    noise_draws: str = "same"  # same | reference
-    engine: str = "batched"
+    model: str  # the model's spec (`identity(model).spec`)
+    grid: GridSpec
+    run: RunSpec
+    noise: dict = field(default_factory=dict)  # the resolved noise: spec, family, level, sigma, ...
     seconds: float = 0.0
+
+    # The specs' fields, read through the result.
+    kind = property(lambda self: self.grid.kind)
+    window = property(lambda self: self.grid.window)
+    sever = property(lambda self: self.grid.sever)
+    noise_draws = property(lambda self: self.grid.noise_draws)
+    samples = property(lambda self: self.run.samples)
+    seed = property(lambda self: self.run.seed)
+    engine = property(lambda self: self.run.engine)
+
+    @property
+    def noise_level(self) -> float | None:
+        """The absolute noise level for Gaussian and uniform noise (None for m and tD)."""
+        return self.noise.get("level")
 
     @property
     def n_layers(self) -> int:
@@ -56,6 +65,7 @@ class TraceResult:
         d = dict(d)
         d["scores"] = np.asarray(d["scores"], dtype=np.float64)
         d["subject_range"] = tuple(d["subject_range"])
+        d["grid"], d["run"] = GridSpec(**d["grid"]), RunSpec(**d["run"])
         names = cls.__dataclass_fields__
         return cls(**{k: v for k, v in d.items() if k in names})
 

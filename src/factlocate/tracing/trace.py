@@ -1,11 +1,13 @@
-"""`trace()`: causal tracing of one fact (Meng et al. 2022, Section 2).
+"""`trace()` and `trace_kinds()`: causal tracing of one fact (Meng et al. 2022, Section 2).
 
     result = trace(model, "The Eiffel Tower is located in the city of", "The Eiffel Tower", kind="mlp")
     result.scores  # [n_tokens, n_layers]: p(answer) with (token, layer) restored
 
+    results = trace_kinds(model, prompt, subject, [GridSpec("hidden"), GridSpec("mlp")], RunSpec(samples=10))
+
 Data flow: prompt -> `core.prepare` (tokens, subject range, clean answer)
 -> noise (`noise.resolve_noise`) -> engine (`batched` by default, `naive` for
-verification) -> `TraceResult`.
+verification) -> one `TraceResult` per grid.
 """
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ import time
 
 from factlocate import tokens
 from factlocate.errors import FactlocateError
+from factlocate.identity import identity
 from factlocate.tracing import batched, naive
-from factlocate.tracing.core import KINDS, Prepared, TraceParams, prepare
+from factlocate.tracing.core import KINDS, GridSpec, Prepared, RunSpec, prepare, split_options
 from factlocate.tracing.noise import Noise, resolve_noise
 from factlocate.tracing.result import TraceResult
 
@@ -35,59 +38,67 @@ def _positions(prep: Prepared, token_range) -> list[int]:
     return positions
 
 
-def trace_kinds(model, prompt: str, subject: str, kinds=KINDS, *, samples: int = 10,
-                noise: str | float | Noise = "s3", window: int = 10, seed: int = 1,
-                sever: str | None = None, noise_draws: str = "same", replace: bool = False,
-                engine: str = "batched", token_range=None, chunk_rows: int = 256,
-                progress: bool = False, model_name: str | None = None) -> dict[str, TraceResult]:
-    """Trace several kinds of one prompt with one clean run and one noise draw.
+def _grids(grids) -> list[GridSpec]:
+    if isinstance(grids, (str, GridSpec)):
+        grids = [grids]
+    out = [g if isinstance(g, GridSpec) else GridSpec(kind=g) for g in grids]
+    if not out:
+        raise FactlocateError("no grids to trace: give at least one kind")
+    return out
 
-    `kinds` lists hidden, mlp and attn. `sever` (mlp or attn) makes the hidden
-    trace a severed one. `noise` may be a spec string or an already resolved
-    `Noise` (fact-set runs measure sigma once).
+
+def trace_kinds(model, prompt: str, subject: str, grids=KINDS, run: RunSpec | None = None, *,
+                noise: Noise | None = None, token_range=None, progress: bool = False) -> dict[str, TraceResult]:
+    """Trace several grids of one prompt with one clean run and one noise draw.
+
+    `grids` lists `GridSpec`s (or kind names). The results are keyed by kind, with
+    "hidden_severed_<kind>" for a severed hidden grid. `noise` is an already resolved
+    `Noise` (fact-set runs measure sigma once); by default `run.noise` is resolved here.
     """
-    if isinstance(kinds, str):
-        kinds = [kinds]
-    params = [TraceParams(k, samples, window, seed, sever if k == "hidden" else None, noise_draws,
-                          engine, chunk_rows) for k in kinds]
-    if sever and "hidden" not in kinds:
-        raise FactlocateError("a severed trace restores hidden states: include kind hidden")
-    if not isinstance(noise, Noise):
-        noise = resolve_noise(model, noise, replace=replace)
-    elif replace and not noise.replace:
+    run = run or RunSpec()
+    grids = _grids(grids)
+    if noise is None:
+        noise = resolve_noise(model, run.noise, replace=run.replace)
+    elif run.replace and not noise.replace:
         noise = dataclasses.replace(noise, replace=True)
     start = time.perf_counter()
-    prep = prepare(model, prompt, subject, params, noise)
+    prep = prepare(model, prompt, subject, grids, run, noise)
     positions = _positions(prep, token_range)
-    if engine == "batched":
-        grids, low = batched.run_jobs(model, prep, params, positions, progress=progress)
+    if run.engine == "batched":
+        scores, low = batched.run_jobs(model, prep, grids, positions, progress=progress)
     else:
         low = naive.low_score(model, prep)
-        grids = [naive.scores(model, prep, p, positions, progress=progress) for p in params]
-    seconds = (time.perf_counter() - start) / len(params)
-    name = model_name or getattr(model.cfg, "model_name", None) or "model"
-    desc = noise.describe()
-    return {
-        p.kind: TraceResult(
-            scores=grid, low_score=low, high_score=prep.high_score,
-            answer=model.tokenizer.decode([prep.answer_id]), answer_id=prep.answer_id,
-            input_ids=list(prep.ids), input_tokens=tokens.str_tokens(model, prep.ids),
-            subject_range=prep.subject_range, kind=p.kind, window=p.window,
-            noise_level=noise.level, noise=desc, samples=samples, seed=seed, model=str(name),
-            prompt=prompt, subject=subject, positions=positions, sever=p.sever,
-            noise_draws=noise_draws, engine=engine, seconds=seconds,
-        )
-        for p, grid in zip(params, grids)
-    }
+        scores = [naive.scores(model, prep, g, positions, progress=progress) for g in grids]
+    seconds = (time.perf_counter() - start) / len(grids)
+    common = dict(
+        low_score=low, high_score=prep.high_score, answer=model.tokenizer.decode([prep.answer_id]),
+        answer_id=prep.answer_id, input_ids=list(prep.ids), input_tokens=tokens.str_tokens(model, prep.ids),
+        subject_range=prep.subject_range, positions=positions, prompt=prompt, subject=subject,
+        model=identity(model).spec, run=run, noise=noise.describe(), seconds=seconds,
+    )
+    return {result_key(g): TraceResult(scores=s, grid=g, **common) for g, s in zip(grids, scores)}
 
 
-def trace(model, prompt: str, subject: str, kind: str = "hidden", samples: int = 10,
-          noise: str | float | Noise = "s3", window: int = 10, seed: int = 1, **options) -> TraceResult:
+def result_key(grid: GridSpec) -> str:
+    """'hidden', 'mlp', 'attn', or 'hidden_severed_mlp' for a severed grid."""
+    return f"{grid.kind}_severed_{grid.sever}" if grid.sever else grid.kind
+
+
+def trace(model, prompt: str, subject: str, kind: str = "hidden", **options) -> TraceResult:
     """Causal trace of one prompt: restore each (token, layer) site of kind `kind`.
 
-    Options: `sever` (mlp|attn, hidden only), `noise_draws` (same|reference),
-    `replace` (replace the subject embeddings by noise), `engine` (batched|naive),
-    `token_range` (all|subject_last|positions), `chunk_rows`, `progress`, `model_name`.
+    Options are the fields of `RunSpec` (samples=10, noise="s3" or a resolved `Noise`,
+    replace, seed=1, engine, chunk_rows) and `GridSpec` (window=10, sever, noise_draws),
+    plus `token_range` (all|subject_last|positions) and `progress`.
     """
-    return trace_kinds(model, prompt, subject, [kind], samples=samples, noise=noise, window=window,
-                       seed=seed, **options)[kind]
+    run, grid, rest = split_options(options)
+    noise = run.pop("noise", "s3")
+    if isinstance(noise, Noise):
+        run["noise"] = noise.spec.text
+    else:
+        run["noise"], noise = str(noise), None
+    unknown = set(rest) - {"token_range", "progress"}
+    if unknown:
+        raise FactlocateError(f"unknown trace options {sorted(unknown)}")
+    results = trace_kinds(model, prompt, subject, [GridSpec(kind, **grid)], RunSpec(**run), noise=noise, **rest)
+    return next(iter(results.values()))

@@ -1,7 +1,7 @@
 """ROME speed on the embedded models: one edit split into k̄, v* and the update, the fast v*
 against a plain implementation (full forward passes, full logits), and key-statistics throughput.
 
-    python -m factlocate.bench --only rome
+    python -m tools.bench --only rome
 """
 from __future__ import annotations
 

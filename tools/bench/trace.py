@@ -1,6 +1,6 @@
 """Benchmark: causal tracing, naive (one forward per site) versus batched, on the embedded models.
 
-    python -m factlocate.bench --only trace
+    python -m tools.bench --only trace
 
 For each model and kind: seconds per prompt for a full grid (every token x
 every layer, 10 samples, s3 noise, window 10), the speed-up, and the largest
@@ -57,10 +57,10 @@ def _bench_model(name: str) -> list[str]:
 
 def _timed_all(model, noise):
     """(seconds, results) of one full three-kind batched trace."""
-    from factlocate.tracing import trace_kinds
+    from factlocate.tracing import RunSpec, trace_kinds
 
     t0 = time.perf_counter()
-    result = trace_kinds(model, PROMPT, SUBJECT, KINDS, noise=noise)
+    result = trace_kinds(model, PROMPT, SUBJECT, KINDS, RunSpec(), noise=noise)
     return time.perf_counter() - t0, result
 
 

@@ -1,6 +1,6 @@
 """Benchmark: seconds per case of the CounterFact evaluation, with and without generation.
 
-    python -m factlocate.bench --only evaluation
+    python -m tools.bench --only evaluation
 
 Times `runner.evaluate` (the metrics of one case on the current weights; an edit's
 own time is the editor's benchmark) on the embedded smollm2-135m, a cached pre-edit

@@ -1,6 +1,6 @@
 """Run the benchmark sections and write one markdown report.
 
-    python -m factlocate.bench --out bench/results.md [--only trace,rome]
+    python -m tools.bench --out bench/results.md [--only trace,rome]
 
 With `--only`, the sections not run are kept from the existing report, so one
 section can be remeasured without rerunning the others. Each section records
@@ -55,7 +55,7 @@ def main() -> None:
     done = []
     for name in args.only.split(","):
         try:
-            module = importlib.import_module(f"factlocate.bench.{name.strip()}")
+            module = importlib.import_module(f"tools.bench.{name.strip()}")
         except ModuleNotFoundError:
             print(f"no benchmark section {name!r}: use {', '.join(SECTIONS)}")
             continue

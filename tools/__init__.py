@@ -1,0 +1,1 @@
+"""Developer tools: benchmarks (`make bench`) and the notebook runner (`make notebooks`). Not installed."""
