@@ -23,6 +23,10 @@ from factlocate import editors
 from factlocate.editors.base import EditRequest
 
 GOLDEN = Path(__file__).parent / "data" / "golden_deltas.json"
+# Editors whose arithmetic has since been reordered on purpose, compared within float tolerance:
+# MEMIT now reads every request's keys in shared padded forward passes (the batching that sequential
+# editing needs), which changes how the products are blocked but not what they compute.
+REORDERED = {"memit"}
 TEMPLATES = ["{}", "The city. {}", "In the news today. {}"]
 REQUESTS = [
     EditRequest("{} is located in the city of", "The Eiffel Tower", "Rome", target_true="Paris"),
@@ -36,7 +40,8 @@ def _cases(model):
     eye = torch.eye(d_mlp, dtype=torch.float64)
     return {
         "rome": (dict(layer=1, v_num_grad_steps=6), dict(stats=eye, templates=TEMPLATES)),
-        "memit": (dict(layers=[1, 2], v_num_grad_steps=6, mom2_adjustment=False), dict(templates=TEMPLATES)),
+        "memit": (dict(layers=[1, 2], v_num_grad_steps=6, mom2_adjustment=False, batch_targets=False),
+                  dict(templates=TEMPLATES)),
         "ft": (dict(layer=1, num_steps=3), {}),
         "ft-l": (dict(layer=0, num_steps=3), {}),
         "ft-w": (dict(layer=1, num_steps=3), {}),
@@ -83,7 +88,7 @@ def test_every_editor_gives_the_recorded_deltas(tiny_dirs, arch):
     for key, w in want.items():
         g = got[key]
         assert g["shape"] == w["shape"], key
-        if exact:
+        if exact and key.split("|")[1] not in REORDERED:
             assert g["sha256"] == w["sha256"], key
         else:
             assert g["norm"] == pytest.approx(w["norm"], rel=1e-4, abs=1e-6), key

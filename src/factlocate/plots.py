@@ -28,21 +28,47 @@ def _labels(r: TraceResult) -> list[str]:
     return [f"{r.input_tokens[t]!r}*" if b <= t < e else repr(r.input_tokens[t]) for t in r.positions]
 
 
+def _metric_label(r: TraceResult) -> str:
+    answer = r.answer.strip()
+    return {"prob": f"p({answer})", "logprob": f"log p({answer})", "logit_diff": f"logit diff ({answer})"}[r.metric]
+
+
 def _heatmap(r: TraceResult, showscale: bool = True, colorbar_x: float | None = None) -> go.Heatmap:
     return go.Heatmap(
         z=np.asarray(r.scores), x=list(range(r.n_layers)), y=_labels(r),
         colorscale=COLORSCALES.get(r.kind, "Purples"), zmin=r.low_score,
-        colorbar=dict(title=f"p({r.answer.strip()})", x=colorbar_x, len=0.9) if showscale else None,
+        colorbar=dict(title=_metric_label(r), x=colorbar_x, len=0.9) if showscale else None,
         showscale=showscale,
-        hovertemplate=(f"token %{{y}}<br>layer %{{x}}<br>p({r.answer.strip()}) = %{{z:.4f}}"
+        hovertemplate=(f"token %{{y}}<br>layer %{{x}}<br>{_metric_label(r)} = %{{z:.4f}}"
                        f"<br>low {r.low_score:.4f}, high {r.high_score:.4f}<extra></extra>"),
     )
 
 
+def _exact_markers(r: TraceResult, showlegend: bool = True) -> go.Scatter | None:
+    """Dots on the exactly computed cells of a grid that also holds AtP estimates (None if all exact)."""
+    mask = r.exact_mask
+    if mask.all():
+        return None
+    rows, cols = mask.nonzero()
+    labels = _labels(r)
+    return go.Scatter(x=cols.tolist(), y=[labels[i] for i in rows], mode="markers", name="exact (verified)",
+                      marker=dict(symbol="circle-open", size=7, color="black"), showlegend=showlegend,
+                      hoverinfo="skip")
+
+
+def _method_note(r: TraceResult) -> str:
+    if r.method == "exact":
+        return ""
+    return " — AtP estimates" + ("; circled cells exact" if r.method == "atp+verify" else "")
+
+
 def trace_heatmap(r: TraceResult) -> go.Figure:
-    """One trace: tokens (subject marked *) by layers, coloured by p(answer) after restoring."""
-    title = f"Restoring {r.kind}" + (f" with {r.sever} severed" if r.sever else "")
+    """One trace: tokens (subject marked *) by layers, coloured by the readout after restoring."""
+    title = f"Restoring {r.kind}" + (f" with {r.sever} severed" if r.sever else "") + _method_note(r)
     fig = go.Figure(_heatmap(r))
+    markers = _exact_markers(r)
+    if markers is not None:
+        fig.add_trace(markers)
     fig.update_layout(title=f"{title} ({TITLES[r.kind]}); low {r.low_score:.3f}, high {r.high_score:.3f}",
                       xaxis_title=f"layer ({r.model})", yaxis_autorange="reversed", height=150 + 24 * len(r.positions))
     return fig
@@ -55,11 +81,15 @@ def trace_heatmaps(results: dict[str, TraceResult]) -> go.Figure:
                         subplot_titles=[f"{k}: {TITLES[k]}" if k in TITLES else k for k in kinds])
     for i, k in enumerate(kinds):
         fig.add_trace(_heatmap(results[k], colorbar_x=(i + 1) / len(kinds) - 0.02), row=1, col=i + 1)
+        markers = _exact_markers(results[k], showlegend=i == 0)
+        if markers is not None:
+            fig.add_trace(markers, row=1, col=i + 1)
         fig.update_xaxes(title_text="layer", row=1, col=i + 1)
     r = results[kinds[0]]
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(
-        title=f"{r.prompt!r} -> {r.answer!r} (p {r.high_score:.3f}; corrupted {r.low_score:.3f}), {r.model}",
+        title=f"{r.prompt!r} -> {r.answer!r} ({r.metric} {r.high_score:.3f}; corrupted {r.low_score:.3f}), "
+              f"{r.model}{_method_note(r)}",
         height=170 + 26 * len(r.positions), width=380 * len(kinds) + 120,
     )
     return fig

@@ -65,3 +65,24 @@ def load_hparams(editor_module, model_spec: str, args):
     """The editor's hyperparameters for `model_spec` from the shipped config or --hparams, with overrides."""
     overrides = hparams_overrides(args, editor_module.HParams, editor_module.NAME)
     return editor_module.HParams.load(model_spec, overrides, path=args.hparams)
+
+
+def add_ray_args(p) -> None:
+    g = p.add_argument_group("Ray (run the items on Ray workers; needs pip install 'factlocate[ray]')")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run on Ray: a local instance sized to this machine, or 'auto' / host:port to join a cluster")
+    g.add_argument("--workers", type=int, default=None, help="number of workers (default: as many as fit)")
+    g.add_argument("--cpus-per-worker", type=int, default=1, help="CPU cores per worker (its torch threads)")
+    g.add_argument("--gpus-per-worker", type=float, default=None,
+                   help="GPUs per worker (default: 1 where the cluster has GPUs, else 0)")
+    g.add_argument("--verbose", action="store_true", help="show Ray's own log lines")
+
+
+def ray_options(args):
+    """The RayOptions of --ray and friends, or None without --ray."""
+    if getattr(args, "ray", None) is None:
+        return None
+    from factlocate.distributed import RayOptions
+
+    return RayOptions(address=args.ray, workers=args.workers, cpus_per_worker=args.cpus_per_worker,
+                      gpus_per_worker=args.gpus_per_worker, verbose=args.verbose)

@@ -5,7 +5,7 @@ import dataclasses
 import inspect
 import json
 
-from factlocate.cli.common import add_hparams_args, load_hparams, parse_layers
+from factlocate.cli.common import add_hparams_args, add_ray_args, load_hparams, parse_layers, ray_options
 from factlocate.errors import FactlocateError
 
 
@@ -40,6 +40,7 @@ def register(sub) -> None:
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     p.add_argument("--max-text-tokens", type=int, default=1024, help="truncate each text to this many tokens")
     p.add_argument("--out", default=None, help="write the statistics here instead of the cache (one layer)")
+    add_ray_args(p)
     p.set_defaults(func=run_stats)
 
 
@@ -165,18 +166,27 @@ def run_stats(args) -> int:
         raise FactlocateError("--out takes a single --layer")
     if args.tokens < 1:
         raise FactlocateError(f"--tokens must be positive, got {args.tokens}")
-    model = load_model(args.model or DEFAULT_MODEL)
-    from factlocate import arch
-
-    for layer in layers:
-        arch.check_layer(model, layer)
     corpus = args.corpus or key_stats.DEFAULT_CORPUS
     if not corpus.startswith("hf:") and corpus != key_stats.DEFAULT_CORPUS:
         key_stats.corpus_texts(corpus)  # fail fast on a bad path
-    out = key_stats.key_stats(model, layers if len(layers) > 1 else layers[0], corpus, args.tokens, args.dtype, args.max_text_tokens, path=args.out)
-    out = {layers[0]: out} if len(layers) == 1 else out
+    options = ray_options(args)
+    if options is None:
+        model = load_model(args.model or DEFAULT_MODEL)
+        from factlocate import arch
+
+        for layer in layers:
+            arch.check_layer(model, layer)
+        out = key_stats.key_stats(model, layers, corpus, args.tokens, args.dtype, args.max_text_tokens, path=args.out)
+    else:
+        from factlocate.distributed import workers
+
+        with workers(options, args.model or DEFAULT_MODEL) as pool:
+            n_layers = pool.info()["n_layers"]
+            parse_layers(args.layers, n_layers)  # range check
+            out = key_stats.key_stats_on(pool, layers, corpus, args.tokens, args.dtype, args.max_text_tokens,
+                                         path=args.out)
     for layer, s in out.items():
-        path = args.out or key_stats.stats_path(s.meta, model)
+        path = args.out or key_stats.stats_path(s.meta)
         print(json.dumps({"layer": layer, "path": str(path), "tokens": s.n_tokens, "texts": s.n_texts,
                           "corpus": s.meta.corpus, "dtype": s.meta.dtype,
                           "tokens_per_second": round(s.tokens_per_second, 1)}))

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import sys
 
-from factlocate.cli.common import add_hparams_args, hparams_overrides, parse_layers, parse_overrides
+from factlocate.cli.common import (add_hparams_args, add_ray_args, hparams_overrides, parse_layers, parse_overrides,
+                                   ray_options)
 from factlocate.errors import FactlocateError
 
 
@@ -21,7 +22,16 @@ def register(sub) -> None:
     p.add_argument("--top-k", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     add_hparams_args(p)
+    g = p.add_argument_group("sequential editing (--sequential)")
+    g.add_argument("--sequential", action="store_true",
+                   help="make --edits edits in batches of --batch, each batch on the weights the earlier ones left")
+    g.add_argument("--edits", type=int, default=100, help="number of edits (records from --start, in file order)")
+    g.add_argument("--batch", type=int, default=1, help="requests per batch")
+    g.add_argument("--log-every", type=int, default=1, help="batches between measurements")
+    g.add_argument("--probe-cases", type=int, default=20, help="cases whose neighbourhood is read after each batch")
+    g.add_argument("--gen-cases", type=int, default=20, help="edited cases whose generations give GE at the end")
     p.add_argument("--overwrite", action="store_true", help="discard earlier results in the editor's folder")
+    add_ray_args(p)
     p.add_argument("--no-figures", action="store_true", help="skip distributions.html")
     p.add_argument("--out", required=True, help="output folder (a rerun resumes)")
     p.set_defaults(func=run_eval)
@@ -38,6 +48,7 @@ def register(sub) -> None:
     p.add_argument("--tokens", default=None, help="fact-token rules, comma-separated (default: all four)")
     _selection_args(p, default_n=10)
     add_hparams_args(p, layer_help="layers to sweep, e.g. 0-17 or 2,5,8 (default: every layer)")
+    add_ray_args(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=run_sweep)
 
@@ -76,6 +87,8 @@ def run_eval(args) -> int:
     params = runner.EvalParams(
         generation=not args.no_generation, max_length=args.max_length, top_k=args.top_k, seed=args.seed
     )
+    if args.sequential:
+        return _run_sequential(args, names, overrides)
     ds, records = _records(args)
     reference = None
     if params.generation and ds.kind == "counterfact":
@@ -84,14 +97,51 @@ def run_eval(args) -> int:
         reference, reason = canonical_reference()
         if reference is None:
             print(f"factlocate: RS is unavailable ({reason})", file=sys.stderr)
+    spec = args.model or DEFAULT_MODEL
     for name in names:  # fail on an unknown editor or bad hyperparameters before loading the model
+        runner.editor_and_hparams(name, spec, overrides, hparams_file=args.hparams)
+    options = ray_options(args)
+    if options is None:
+        model = load_model(spec)
+        for name in names:
+            runner.run(model, ds, records, name, args.out, params, overrides, reference, overwrite=args.overwrite,
+                       hparams_file=args.hparams)
+    else:
+        from factlocate.distributed import workers
+
+        with workers(options, spec) as pool:
+            for name in names:
+                runner.run(None, ds, records, name, args.out, params, overrides, reference,
+                           overwrite=args.overwrite, hparams_file=args.hparams, pool=pool, model_spec=spec)
+    print(report.write_summary(args.out, figures=not args.no_figures))
+    print(f"wrote {args.out}/summary.md, summary.csv" + ("" if args.no_figures else ", distributions.html"))
+    return 0
+
+
+def _run_sequential(args, names: list[str], overrides: dict) -> int:
+    from factlocate import datasets
+    from factlocate.evaluation import runner, sequential
+    from factlocate.models import DEFAULT_MODEL, load_model
+
+    if args.overwrite:
+        raise FactlocateError("--overwrite is not supported with --sequential: use another --out")
+    params = sequential.SequentialParams(
+        edits=args.edits, batch=args.batch, log_every=args.log_every, probe_cases=args.probe_cases,
+        gen_cases=0 if args.no_generation else args.gen_cases, max_length=args.max_length, seed=args.seed)
+    ds = datasets.load(args.dataset)
+    if ds.kind != "counterfact":
+        raise FactlocateError("--sequential uses CounterFact records: pass --dataset counterfact[:PATH]")
+    if ds.note:
+        print(f"factlocate: {ds.note}", file=sys.stderr)
+    records = ds.records[args.start:]
+    sequential.select(records, params.edits)  # fail on too few facts before loading the model
+    for name in names:
         runner.editor_and_hparams(name, args.model or DEFAULT_MODEL, overrides, hparams_file=args.hparams)
     model = load_model(args.model)
     for name in names:
-        runner.run(model, ds, records, name, args.out, params, overrides, reference, overwrite=args.overwrite,
-                   hparams_file=args.hparams)
-    print(report.write_summary(args.out, figures=not args.no_figures))
-    print(f"wrote {args.out}/summary.md, summary.csv" + ("" if args.no_figures else ", distributions.html"))
+        sequential.run(model, ds, records, name, args.out, params, overrides, args.hparams)
+    print(sequential.write_report(args.out))
+    print(f"wrote {args.out}/summary.md, summary.json, curves.html")
     return 0
 
 
@@ -105,17 +155,28 @@ def run_report(args) -> int:
 def run_sweep(args) -> int:
     from factlocate import editors
     from factlocate.evaluation import sweep
-    from factlocate.models import load_model
+    from factlocate.models import DEFAULT_MODEL, load_model
 
     ds, records = _records(args)
     overrides = parse_overrides(args.set)
     sweep.cell_overrides(editors.get(args.editor), 0, "subject_last", overrides)  # fail before loading
-    model = load_model(args.model)
-    n_layers = int(model.cfg.n_layers)
-    layers = parse_layers(args.layers, n_layers) or list(range(n_layers))
     token_rules = [t.strip() for t in args.tokens.split(",")] if args.tokens else None
-    result = sweep.run(model, ds, records, args.editor, layers, token_rules, args.out, overrides,
-                       hparams_file=args.hparams)
+    spec = args.model or DEFAULT_MODEL
+    options = ray_options(args)
+    if options is None:
+        model = load_model(spec)
+        n_layers = int(model.cfg.n_layers)
+        layers = parse_layers(args.layers, n_layers) or list(range(n_layers))
+        result = sweep.run(model, ds, records, args.editor, layers, token_rules, args.out, overrides,
+                           hparams_file=args.hparams)
+    else:
+        from factlocate.distributed import workers
+
+        with workers(options, spec) as pool:
+            n_layers = pool.info()["n_layers"]
+            layers = parse_layers(args.layers, n_layers) or list(range(n_layers))
+            result = sweep.run(None, ds, records, args.editor, layers, token_rules, args.out, overrides,
+                               hparams_file=args.hparams, pool=pool, model_spec=spec)
     print(result)
     print(f"wrote {args.out}/sweep.md, sweep.csv, sweep.html")
     return 0

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from factlocate.cli.common import add_ray_args, ray_options
 from factlocate.errors import FactlocateError
 
 
@@ -29,8 +30,16 @@ def register(sub) -> None:
     p.add_argument("--sever", choices=["mlp", "attn"], default=None,
                    help="also trace the hidden state at the last subject token with this path severed")
     _run_args(p)
+    add_ray_args(p)
     p.add_argument("--out", required=True, help="output folder (a rerun resumes)")
     p.set_defaults(func=run_trace_facts)
+
+    p = sub.add_parser("trace-compare", help="how well one fact-set run (e.g. --method atp) reproduces another")
+    p.add_argument("--exact", required=True, help="the reference trace-facts folder (e.g. exact grids)")
+    p.add_argument("--other", required=True, help="the trace-facts folder to compare with it")
+    p.add_argument("--labels", default="exact,other", help="names of the two runs in the report")
+    p.add_argument("--out", required=True, help="folder for fidelity.md, fidelity.json and curves.html")
+    p.set_defaults(func=run_trace_compare)
 
     p = sub.add_parser("layer-range", help="suggest MEMIT's layer range and AttnEdit's layer from causal traces")
     p.add_argument("--model", default=None, help="model spec (default gemma-3-270m)")
@@ -47,13 +56,22 @@ def _run_args(p) -> None:
     p.add_argument("--window", type=int, default=10, help="layers restored around an mlp/attn site (default 10)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--engine", choices=["batched", "naive"], default="batched")
+    p.add_argument("--method", choices=["exact", "atp", "atp+verify"], default="exact",
+                   help="exact restored runs (default), attribution patching, or AtP with the top sites run exactly")
+    p.add_argument("--top", type=int, default=10, help="atp+verify: sites per grid run exactly (default 10)")
+    p.add_argument("--graddrop", action="store_true", help="atp: add AtP*'s GradDrop against cancellation")
+    p.add_argument("--corrupt", choices=["noise", "str"], default="noise",
+                   help="noise on the subject embeddings (default) or symmetric token replacement")
+    p.add_argument("--metric", choices=["prob", "logprob", "logit_diff"], default="prob",
+                   help="what is read at the last position (default p(answer))")
 
 
 def _run_spec(args):
     from factlocate.tracing import RunSpec
 
     return RunSpec(samples=args.samples, noise=args.noise, replace=getattr(args, "replace", False),
-                   seed=args.seed, engine=args.engine)
+                   seed=args.seed, engine=args.engine, method=args.method, corrupt=args.corrupt,
+                   metric=args.metric, top=args.top, graddrop=args.graddrop)
 
 
 def run_trace(args) -> int:
@@ -99,9 +117,15 @@ def run_trace_facts(args) -> int:
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     spec = FactSetSpec(model=name, facts=args.facts or "known_1000.json", kinds=kinds, sever=args.sever,
                        window=args.window, run=_run_spec(args))
-    model = load_model(name)
     out = Path(args.out)
-    summary = run_facts(model, out, spec, n=args.n, facts=facts)
+    options = ray_options(args)
+    if options is None:
+        summary = run_facts(load_model(name), out, spec, n=args.n, facts=facts)
+    else:
+        from factlocate.distributed import workers
+
+        with workers(options, name) as pool:
+            summary = run_facts(None, out, spec, n=args.n, facts=facts, pool=pool)
     print(f"traced {summary['n_traced']} facts, skipped {summary['n_skipped']} the model answers differently")
     if summary["n_traced"]:
         figures = [plots.average_heatmaps(summary), plots.average_lines(summary)]
@@ -114,6 +138,16 @@ def run_trace_facts(args) -> int:
                   f"{k['best_last_token_aie']:.4f} (layer {k['best_last_token_layer']})")
         print(f"summary: {out}/summary.csv, {out}/summary.json")
         print(f"figures: {html}")
+    return 0
+
+
+def run_trace_compare(args) -> int:
+    from factlocate.tracing import fidelity
+
+    labels = tuple(x.strip() for x in args.labels.split(","))
+    if len(labels) != 2:
+        raise FactlocateError("--labels takes two names, e.g. exact,atp")
+    print(fidelity.write(args.exact, args.other, args.out, labels))
     return 0
 
 

@@ -3,6 +3,7 @@
     ds = datasets.load("counterfact")            # canonical file if cached/reachable, else the sample
     ds = datasets.load("counterfact:/path.json") # ROME or EasyEdit format
     ds = datasets.load("zsre:/path/zsre_mend_eval.json")
+    ds = datasets.load("counterfact:A.json+B.json")     # several files, in order; repeated case ids dropped
     records = ds.select(start=0, n=100)
 """
 from __future__ import annotations
@@ -26,6 +27,15 @@ KINDS = {
 __all__ = ["CounterFactRecord", "Dataset", "ZsreRecord", "load", "read_case_ids"]
 
 
+@dataclass(frozen=True)
+class DatasetRef:
+    """What caches and reports need of a dataset: its kind, name and file digest (no records)."""
+
+    kind: str
+    name: str
+    digest: str
+
+
 @dataclass
 class Dataset:
     kind: str  # counterfact | zsre
@@ -34,6 +44,9 @@ class Dataset:
     digest: str  # first 16 hex digits of the file's SHA-256
     records: list = field(repr=False)
     note: str = ""  # how the source was chosen, for the user
+
+    def ref(self) -> DatasetRef:
+        return DatasetRef(self.kind, self.name, self.digest)
 
     def select(self, start: int = 0, n: int | None = None, case_ids: list[int] | None = None) -> list:
         """Records start..start+n in file order, or those with the given case ids (in that order)."""
@@ -70,6 +83,9 @@ def load(spec: str = "counterfact", allow_download: bool = True) -> Dataset:
         raise FactlocateError(f"unknown dataset {spec!r}: use counterfact, zsre, counterfact:PATH or zsre:PATH")
     parse, canonical, sample = KINDS[kind]
     note = ""
+    parts = path.split("+") if path else []
+    if len(parts) > 1 and all(Path(p).expanduser().is_file() for p in parts):
+        return _concatenated(kind, [Path(p).expanduser() for p in parts])
     if path:
         file = Path(path).expanduser()
         if not file.is_file():
@@ -88,6 +104,25 @@ def load(spec: str = "counterfact", allow_download: bool = True) -> Dataset:
             note = note or "using the shipped sample"
     raws, digest = _read(file)
     return Dataset(kind, name, str(file), digest, parse(raws, source=file.name), note)
+
+
+def _concatenated(kind: str, files: list[Path]) -> Dataset:
+    """Several files of one kind, in order; a case id seen in an earlier file is dropped."""
+    parse = KINDS[kind][0]
+    records, seen, digests, dropped = [], set(), [], 0
+    for file in files:
+        raws, digest = _read(file)
+        digests.append(digest)
+        for r in parse(raws, source=file.name):
+            if r.case_id in seen:
+                dropped += 1
+                continue
+            seen.add(r.case_id)
+            records.append(r)
+    name = "+".join(f.stem for f in files)
+    digest = hashlib.sha256("".join(digests).encode()).hexdigest()[:16]
+    note = f"{len(records)} records from {len(files)} files ({dropped} repeated case ids dropped)"
+    return Dataset(kind, name, "+".join(str(f) for f in files), digest, records, note)
 
 
 def read_case_ids(path: str | Path) -> list[int]:

@@ -14,6 +14,7 @@ EDITORS = {
     "attn-edit": "factlocate.editors.attn_edit",
     "kn": "factlocate.editors.kn",
     "memit": "factlocate.editors.memit",
+    "alphaedit": "factlocate.editors.alphaedit",
 }
 
 

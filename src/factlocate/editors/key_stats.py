@@ -167,9 +167,12 @@ def _meta(model, layer, corpus, token_budget, dtype, max_text_tokens) -> StatsMe
     )
 
 
-def stats_path(meta: StatsMeta, model) -> Path:
-    name = f"{meta.model}_L{meta.layer}_{meta.corpus}_{meta.token_budget}tok_{meta.dtype}.pt"
-    return cache_dir() / "stats" / name
+def _file_name(meta: StatsMeta) -> str:
+    return f"{meta.model}_L{meta.layer}_{meta.corpus}_{meta.token_budget}tok_{meta.dtype}.pt"
+
+
+def stats_path(meta: StatsMeta, model=None) -> Path:
+    return cache_dir() / "stats" / _file_name(meta)
 
 
 def _save(path: Path, payload: dict) -> None:
@@ -248,11 +251,69 @@ def key_stats(
     return done[layers[0]] if single else done
 
 
+def _batches(model, texts, budget: int, batch_tokens: int, max_len: int, skip: int = 0):
+    """Yield (rows of token ids, texts consumed so far) in the order the statistics consume them.
+
+    Texts are cut to `max_len` tokens; a batch closes at `batch_tokens` tokens or at the budget.
+    """
+    texts = iter(texts)
+    for _ in range(skip):  # what a previous run consumed
+        next(texts, None)
+    n_tokens, n_texts, exhausted = 0, skip, False
+    while n_tokens < budget and not exhausted:
+        rows = []
+        while sum(map(len, rows)) < batch_tokens and n_tokens + sum(map(len, rows)) < budget:
+            t = next(texts, None)
+            if t is None:
+                exhausted = True
+                break
+            ids = tokens.encode(model, t)[:max_len]
+            if len(ids) > 1:
+                rows.append(ids)
+            n_texts += 1
+        if not rows:
+            return
+        n_tokens += sum(map(len, rows))
+        yield rows, n_texts
+
+
+def _max_len(model, max_text_tokens: int) -> int:
+    n_ctx = getattr(model.cfg, "n_ctx", None) or max_text_tokens
+    return min(max_text_tokens, int(n_ctx))
+
+
+@torch.no_grad()
+def batch_sums(model, layers: list[int], rows: list[list[int]], dtype: str) -> tuple[dict[int, torch.Tensor], int]:
+    """Σ k kᵀ at each layer over every token of one batch of token rows, and how many tokens."""
+    d, dt = int(model.cfg.d_mlp), DTYPES[dtype]
+    capture = Capture([arch.hook_mlp_key(l) for l in layers])
+    ids, mask = tokens.batch(model, rows)
+    control.run(model, ids, hooks=capture.hooks, stop_at=max(layers) + 1, mask=mask)
+    flat = mask.reshape(-1).bool()
+    out = {}
+    for l in layers:
+        k = capture[arch.hook_mlp_key(l)].reshape(-1, d)[flat].to(dt).cpu()
+        out[l] = k.T @ k
+    return out, int(flat.sum())
+
+
+def shard_sums(model, layers: list[int], batches: list[list[list[int]]], dtype: str) -> dict:
+    """The sums of several batches (one Ray shard): {"sums": {layer: Σ k kᵀ}, "n_tokens": int}."""
+    d = int(model.cfg.d_mlp)
+    sums = {l: torch.zeros(d, d, dtype=DTYPES[dtype]) for l in layers}
+    n = 0
+    for rows in batches:
+        part, count = batch_sums(model, layers, rows, dtype)
+        for l in layers:
+            sums[l] += part[l]
+        n += count
+    return {"sums": sums, "n_tokens": n}
+
+
 def _accumulate(model, layers, corpus, metas, paths, batch_tokens, save_every, progress):
     meta0 = metas[layers[0]]
-    budget, dt, max_len = meta0.token_budget, DTYPES[meta0.dtype], meta0.max_text_tokens
-    n_ctx = getattr(model.cfg, "n_ctx", None) or max_len
-    max_len = min(max_len, int(n_ctx))
+    budget, dt = meta0.token_budget, DTYPES[meta0.dtype]
+    max_len = _max_len(model, meta0.max_text_tokens)
     partial = {l: paths[l].with_suffix(".partial.pt") for l in layers}
     d = int(model.cfg.d_mlp)
     sums = {l: torch.zeros(d, d, dtype=dt) for l in layers}
@@ -268,47 +329,99 @@ def _accumulate(model, layers, corpus, metas, paths, batch_tokens, save_every, p
     def payload(l):
         return {"meta": asdict(metas[l]), "sum": sums[l], "n_tokens": n_tokens, "n_texts": n_texts, "seconds": seconds}
 
-    capture = Capture([arch.hook_mlp_key(l) for l in layers])
-    texts = iter(corpus_texts(corpus))
-    for _ in range(n_texts):  # skip what a previous run consumed
-        next(texts, None)
     bar = tqdm(total=budget, initial=n_tokens, unit="tok", desc=f"key stats L{','.join(map(str, layers))}", disable=not progress)
     last_save = n_texts
-    exhausted = False
-    while n_tokens < budget and not exhausted:
-        rows = []
-        while sum(map(len, rows)) < batch_tokens and n_tokens + sum(map(len, rows)) < budget:
-            t = next(texts, None)
-            if t is None:
-                exhausted = True
-                break
-            ids = tokens.encode(model, t)[:max_len]
-            if len(ids) > 1:
-                rows.append(ids)
-            n_texts += 1
-        if not rows:
-            break
+    for rows, n_texts in _batches(model, corpus_texts(corpus), budget - n_tokens, batch_tokens, max_len, n_texts):
         start = time.perf_counter()
-        ids, mask = tokens.batch(model, rows)
-        with torch.no_grad():
-            control.run(model, ids, hooks=capture.hooks, stop_at=max(layers) + 1, mask=mask)
-        flat = mask.reshape(-1).bool()
+        part, count = batch_sums(model, layers, rows, meta0.dtype)
         for l in layers:
-            k = capture[arch.hook_mlp_key(l)].reshape(-1, d)[flat].to(dt).cpu()
-            sums[l].addmm_(k.T, k)
-        n_tokens += int(flat.sum())
+            sums[l] += part[l]
+        n_tokens += count
         seconds += time.perf_counter() - start
-        bar.update(int(flat.sum()))
+        bar.update(count)
         if n_texts - last_save >= save_every:
             for l in layers:
                 _save(partial[l], payload(l))
             last_save = n_texts
     bar.close()
+    return _finish(layers, corpus, metas, paths, payload, n_tokens, partial)
+
+
+def _finish(layers, corpus, metas, paths, payload, n_tokens, partial=None):
     if n_tokens == 0:
         raise FactlocateError(f"corpus {corpus!r} gave no tokens")
     out = {}
     for l in layers:
         _save(paths[l], payload(l))
-        partial[l].unlink(missing_ok=True)
+        if partial:
+            partial[l].unlink(missing_ok=True)
         out[l] = load(paths[l], metas[l])
     return out
+
+
+# ---------------------------------------------------------------- on Ray workers
+
+
+def plan(model, layers: list[int], corpus: str, tokens_budget: int, dtype: str, max_text_tokens: int,
+         batch_tokens: int) -> dict:
+    """What a sharded run needs from one worker: the metadata, and each batch as a [start, end) range of texts."""
+    metas = {l: _meta(model, l, corpus, tokens_budget, dtype, max_text_tokens) for l in layers}
+    ranges, first = [], 0
+    for _, n_texts in _batches(model, corpus_texts(corpus), tokens_budget, batch_tokens,
+                               _max_len(model, max_text_tokens)):
+        ranges.append((first, n_texts))
+        first = n_texts
+    return {"metas": metas, "ranges": ranges, "max_len": _max_len(model, max_text_tokens)}
+
+
+def shard_texts(model, layers: list[int], texts: list[list[str]], dtype: str, max_len: int) -> dict:
+    """`shard_sums` over batches given as texts (each batch the texts of one planned range)."""
+    batches = []
+    for batch in texts:
+        rows = [ids for ids in (tokens.encode(model, t)[:max_len] for t in batch) if len(ids) > 1]
+        batches.append(rows)
+    return shard_sums(model, layers, batches, dtype)
+
+
+def key_stats_on(pool, layers: list[int], corpus: str = DEFAULT_CORPUS, tokens_budget: int = 200_000,
+                 dtype: str = "float64", max_text_tokens: int = 1024, batch_tokens: int = 4096,
+                 batches_per_shard: int = 8, path: str | Path | None = None) -> dict[int, KeyStats]:
+    """`key_stats` with the batches spread over Ray workers; the driver sums the shards in float64.
+
+    The batches are the single-process run's (planned on one worker), so the result equals the
+    single-process statistics up to summation order. Files and metadata are the same.
+    """
+    layers = sorted(set(layers))
+    if path is not None and len(layers) != 1:
+        raise FactlocateError("an explicit statistics path takes a single layer")
+    (_, p), = pool.map("stats_plan", [("plan", dict(layers=layers, corpus=corpus, tokens_budget=tokens_budget,
+                                                      dtype=dtype, max_text_tokens=max_text_tokens,
+                                                      batch_tokens=batch_tokens))], desc="plan")
+    metas, ranges = p["metas"], p["ranges"]
+    paths = {l: Path(path) if path else cache_dir() / "stats" / _file_name(metas[l]) for l in layers}
+    done = {l: load(paths[l], metas[l]) for l in layers if paths[l].exists()}
+    todo = [l for l in layers if l not in done]
+    if not todo:
+        return done
+    texts = list(corpus_texts(corpus)) if not corpus.startswith("hf:") else None
+    if texts is None:
+        raise FactlocateError("sharded statistics read the corpus on the driver: use a shipped or local corpus")
+    shards = [ranges[i : i + batches_per_shard] for i in range(0, len(ranges), batches_per_shard)]
+    items = [(k, dict(layers=todo, texts=[texts[a:b] for a, b in shard], dtype=dtype, max_len=p["max_len"]))
+             for k, shard in enumerate(shards)]
+    results = dict(pool.map("stats_shard", items, desc="key stats shards"))
+    d = next(iter(results.values()))["sums"][todo[0]].shape[0]
+    sums = {l: torch.zeros(d, d, dtype=torch.float64) for l in todo}
+    n_tokens = 0
+    for k in range(len(shards)):  # in shard order
+        for l in todo:
+            sums[l] += results[k]["sums"][l].to(torch.float64)
+        n_tokens += results[k]["n_tokens"]
+    n_texts = ranges[-1][1] if ranges else 0
+
+    def payload(l):
+        return {"meta": asdict(metas[l]), "sum": sums[l].to(DTYPES[dtype]), "n_tokens": n_tokens,
+                "n_texts": n_texts, "seconds": 0.0}
+
+    done.update(_finish(todo, corpus, metas, paths, payload, n_tokens))
+    return done

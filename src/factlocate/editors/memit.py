@@ -33,7 +33,7 @@ from factlocate import arch, tokens
 from factlocate import deltas as deltas_mod
 from factlocate.deltas import WeightDelta
 from factlocate.editors import context_templates as ctx
-from factlocate.editors import key_stats, keys, target_vector
+from factlocate.editors import key_stats, keys, target_batch, target_vector
 from factlocate.editors.base import Computed, EditRequest, EditResult, HParams as BaseHParams, edit
 from factlocate.editors.common import check_layers, check_no_conflicts
 from factlocate.forward import control
@@ -60,6 +60,8 @@ class HParams(BaseHParams):
     stats_dtype: str = "float64"
     context_template_lengths: list[list[int]] = field(default_factory=lambda: [[10, 5]])
     seed: int = 0  # seeds the context templates and each target's optimisation
+    batch_targets: bool = True  # optimise the targets of up to `target_batch_size` requests together
+    target_batch_size: int = 16
 
     def __post_init__(self):
         need = self.require
@@ -79,6 +81,8 @@ class HParams(BaseHParams):
             need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
         need(self.stats_tokens >= 1, "stats_tokens must be positive")
         need(self.stats_dtype in key_stats.DTYPES, f"stats_dtype must be one of {', '.join(key_stats.DTYPES)}")
+        need(isinstance(self.target_batch_size, int) and self.target_batch_size >= 1,
+             "target_batch_size must be a positive integer")
 
 
 def fact_positions(model, texts: list[str], subjects: list[str], fact_token: str) -> list[int]:
@@ -92,37 +96,53 @@ def residual_at(model, texts: list[str], positions: list[int], layer: int) -> Fl
     resid = control.run(model, ids, stop_at=layer + 1, mask=mask)
     rows = torch.arange(len(texts), device=resid.device)
     return resid[rows, torch.tensor(positions, device=resid.device)].float()
+KEY_ROWS = 256  # texts per forward pass when reading keys
+
+
 def layer_keys(model, requests: list[EditRequest], templates: list[str], layer: int, fact_token: str):
     """K [d_mlp, N]: per request, the mean over context types of the mean key within each type.
 
-    Type 1 is the plain prompt ("{}"), type 2 the generated contexts.
+    Type 1 is the plain prompt ("{}"), type 2 the generated contexts. The texts of all
+    requests are read in shared forward passes of up to KEY_ROWS texts.
     """
     generated = [t for t in templates if t != "{}"]
-    out = []
-    for r in requests:
-        texts = [r.text] + [t.format(r.prompt).format(r.subject) for t in generated]
-        pos = fact_positions(model, texts, [r.subject] * len(texts), fact_token)
-        k = keys.keys_and_values(model, texts, pos, layer)[0]
-        out.append(0.5 * k[0] + 0.5 * k[1:].mean(0) if generated else k[0])
+    per = 1 + len(generated)
+    texts = [x for r in requests for x in [r.text] + [t.format(r.prompt).format(r.subject) for t in generated]]
+    subjects = [r.subject for r in requests for _ in range(per)]
+    pos = fact_positions(model, texts, subjects, fact_token)
+    k = torch.cat([keys.keys_and_values(model, texts[i : i + KEY_ROWS], pos[i : i + KEY_ROWS], layer)[0]
+                   for i in range(0, len(texts), KEY_ROWS)])
+    out = [k[i * per] if not generated else 0.5 * k[i * per] + 0.5 * k[i * per + 1 : (i + 1) * per].mean(0)
+           for i in range(len(requests))]
     return torch.stack(out, dim=1)
 
 
 def compute_targets(model, requests, templates, hp: HParams, progress: bool = True):
-    """Z [d_model, N] at the last layer of R, and per-request optimisation logs."""
+    """Z [d_model, N] at the last layer of R, and per-request optimisation logs.
+
+    With `batch_targets` the requests' targets are optimised `target_batch_size` at a time
+    (`target_batch.optimise_many`); otherwise one after another.
+    """
     z_layer = max(hp.layers)
     hook = arch.hook_resid(z_layer)
-    zs, logs = [], []
-    for r in tqdm(requests, desc="memit targets", disable=not progress, leave=False):
+    options = dict(v_num_grad_steps=hp.v_num_grad_steps, v_lr=hp.v_lr, v_weight_decay=hp.v_weight_decay,
+                   clamp_norm_factor=hp.clamp_norm_factor, kl_factor=hp.kl_factor)
+    batches = [target_vector.build_batch(model, r.prompt, r.subject, r.target_new, templates, hp.fact_token)
+               for r in requests]
+    size = hp.target_batch_size if hp.batch_targets else 1
+    results = []
+    bar = tqdm(total=len(requests), desc="memit targets", disable=not progress, leave=False)
+    for start in range(0, len(batches), size):
         torch.manual_seed(hp.seed)
-        batch = target_vector.build_batch(model, r.prompt, r.subject, r.target_new, templates, hp.fact_token)
-        res = target_vector.optimise(
-            model, batch, hook, z_layer,
-            v_num_grad_steps=hp.v_num_grad_steps, v_lr=hp.v_lr, v_weight_decay=hp.v_weight_decay,
-            clamp_norm_factor=hp.clamp_norm_factor, kl_factor=hp.kl_factor,
-        )
-        zs.append(res.target)
-        logs.append(res.losses[-1] if res.losses else {})
-    return torch.stack(zs, dim=1), logs
+        chunk = batches[start : start + size]
+        if hp.batch_targets:
+            results += target_batch.optimise_many(model, chunk, hook, z_layer, **options)
+        else:
+            results.append(target_vector.optimise(model, chunk[0], hook, z_layer, **options))
+        bar.update(len(chunk))
+    bar.close()
+    zs = torch.stack([r.target for r in results], dim=1)
+    return zs, [r.losses[-1] if r.losses else {} for r in results]
 
 
 def second_moment(model, layer: int, hp: HParams, progress: bool = True) -> torch.Tensor:

@@ -152,15 +152,19 @@ def run(
     model, dataset, records: list, editor: str, out: str | Path, params: EvalParams | None = None,
     overrides: dict | None = None, reference=None, module=None, overwrite: bool = False,
     progress: bool = True, pre_cache: bool = True, folder_name: str | None = None, hparams_file: str | None = None,
+    pool=None, model_spec: str | None = None,
 ) -> Path:
     """Evaluate `editor` ("unedited" for none) on `records`, resuming finished cases.
 
     Returns the editor's folder. `module` replaces the registered editor module
     (any object with HParams and compute_edit); `folder_name` defaults to `editor`.
+    With a Ray `pool` (`factlocate.distributed`) the cases run on its workers and this
+    process only writes the case files; `model` may then be None (give `model_spec`).
     """
     params = params or EvalParams()
-    ident = identity(model)
-    spec = ident.spec
+    spec = identity(model).spec if model is not None else model_spec
+    if pool is not None and module is not None:
+        raise FactlocateError("a Ray run evaluates registered editors only (factlocate.editors.EDITORS)")
     module, hparams = editor_and_hparams(editor, spec, overrides, module, hparams_file)
     folder = Path(out) / (folder_name or editor)
     cases = folder / "cases"
@@ -176,8 +180,15 @@ def run(
         "metrics_version": METRICS_VERSION,
     }
     _check_params(folder / "params.json", run_params, overwrite)
-    cache = PreCache(ident.key, dataset, params) if pre_cache else None
     todo = [r for r in records if not (cases / f"{r.case_id}.json").exists()]
+    if pool is not None:
+        items = [(r.case_id, {"record": r, "editor": editor if module is not None else None, "hparams": hparams,
+                              "params": params, "dataset": dataset.ref(), "pre_cache": pre_cache,
+                              "reference": reference}) for r in todo]
+        for case_id, case in pool.map("eval_case", items, desc=f"{editor} on {dataset.name} (ray)"):
+            write_json(cases / f"{case_id}.json", case)
+        return folder
+    cache = PreCache(identity(model).key, dataset, params) if pre_cache else None
     bar = tqdm(
         total=len(records), initial=len(records) - len(todo), desc=f"{editor} on {dataset.name}",
         unit="case", disable=not progress, dynamic_ncols=True,

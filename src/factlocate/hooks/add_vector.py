@@ -27,3 +27,30 @@ class AddVector:
         add = torch.zeros_like(act)
         add[rows, pos] = self.vector.to(act.dtype)
         return act + add
+
+
+class AddVectors:
+    """Many requests' vectors at once: row r of the batch gets `vectors[owner[r]]` at `positions[r]`.
+
+    `rows` (set per forward) says which rows of the full set the activation holds, in order.
+    `first[i]` keeps request i's activation at its first row's position from the first call
+    that includes it, before anything is added (its v_init).
+    """
+
+    def __init__(self, vectors: list[torch.Tensor], owner, positions):
+        self.vectors = vectors
+        self.owner = torch.as_tensor(owner, dtype=torch.long)
+        self.positions = torch.as_tensor(positions, dtype=torch.long)
+        self.rows = torch.arange(len(self.owner))
+        self.first: list[torch.Tensor | None] = [None] * len(vectors)
+
+    def __call__(self, act: Float[torch.Tensor, "batch pos d"], hook=None) -> torch.Tensor:
+        owner, pos = self.owner[self.rows].to(act.device), self.positions[self.rows].to(act.device)
+        local = torch.arange(len(self.rows), device=act.device)
+        for r in range(len(self.rows)):
+            i = int(owner[r])
+            if self.first[i] is None:
+                self.first[i] = act[r, pos[r]].detach().clone()
+        add = torch.zeros_like(act)
+        add[local, pos] = torch.stack(self.vectors).to(act.dtype)[owner]
+        return act + add

@@ -67,22 +67,25 @@ class _Site:
 
 
 @torch.no_grad()
-def _record(model, ids: torch.Tensor, names: list[str], hooks: list, answer: int, keep_cache: bool) -> _Run:
-    """One full pass: the activations at `names`, mean p(answer) at the last position, and its KV cache."""
+def _record(model, ids: torch.Tensor, names: list[str], hooks: list, readout, keep_cache: bool) -> _Run:
+    """One full pass: the activations at `names`, the mean readout at the last position, and its KV cache."""
     capture = Capture(names, clone=True)
     cache = kv.empty(model) if keep_cache else None
     resid = control.run(model, ids, hooks=hooks + capture.hooks, past=cache)
-    score = torch.softmax(control.unembed(model, resid[:, -1]).float(), dim=1).mean(dim=0)[answer]
-    return _Run(dict(capture.values), float(score), cache)
+    score = readout.mean(control.unembed(model, resid[:, -1]), torch.arange(len(ids)))
+    return _Run(dict(capture.values), score, cache)
 
 
-def _sites(model, job: int, grid: GridSpec, prep: Prepared, positions: list[int]) -> tuple[list[_Site], dict]:
-    """The sites one grid needs, and the cells whose score is known without a forward."""
+def _sites(model, job: int, grid: GridSpec, prep: Prepared, positions: list[int],
+           cells: set | None = None) -> tuple[list[_Site], dict]:
+    """The sites one grid needs (only `cells` when given), and the cells whose score is known without a forward."""
     n_layers, (b, _) = prep.n_layers, prep.subject_range
     reference = grid.sever is not None and grid.noise_draws == "reference"
     sites, known = [], {}
     for i, t in enumerate(positions):
         for l in range(n_layers):
+            if cells is not None and (i, l) not in cells:
+                continue
             if t < b:  # the noise cannot reach position t: restoring it is a no-op
                 known[(i, l)] = "B" if reference else "A"
                 continue
@@ -193,10 +196,11 @@ def _past(model, rows: _Rows, first: int, runs: dict[str, _Run], n_layers: int):
 
 @torch.no_grad()
 def run_jobs(model, prep: Prepared, grids: list[GridSpec], positions: list[int], progress: bool = False,
-             reuse: bool | None = None) -> tuple[list[np.ndarray], float]:
+             reuse: bool | None = None, cells: list[set] | None = None) -> tuple[list[np.ndarray], float]:
     """Fill one [len(positions), n_layers] grid per grid spec; also return the corrupted score.
 
-    `reuse` forces KV reuse on or off; by default it is on where `reuse_verified(model)`.
+    `cells` (one set of (position index, layer) per grid) limits the work to those cells; the
+    others are NaN. `reuse` forces KV reuse on or off; by default it is on where `reuse_verified(model)`.
     """
     S, n_layers, device = prep.samples, prep.n_layers, model.cfg.device
     b, e = prep.subject_range
@@ -205,7 +209,7 @@ def run_jobs(model, prep: Prepared, grids: list[GridSpec], positions: list[int],
     names = [arch.hook_resid_in(model, k) for k in range(n_layers + 1)]
     names += [arch.hook_for_kind(kind, l) for kind in ("mlp", "attn") for l in range(n_layers)]
 
-    clean = _record(model, prep.ids_tensor(1).to(device), names, [], prep.answer_id, False)
+    clean = _record(model, prep.ids_tensor(1).to(device), names, [], prep.readout, False)
     rs = np.random.RandomState(prep.seed)
     runs = {}
     for base in ("A", "B"):
@@ -214,12 +218,13 @@ def run_jobs(model, prep: Prepared, grids: list[GridSpec], positions: list[int],
         noise = prep.noise.draw(rs, S, e - b, d_model)  # B: the generator's next draws
         corrupt = CorruptEmbedding(noise, b, e, prep.noise.replace, first_row=0)
         runs[base] = _record(model, prep.ids_tensor(S).to(device), names, [(arch.HOOK_EMBED, corrupt)],
-                             prep.answer_id, reuse)
+                             prep.readout, reuse)
 
-    out = [np.zeros((len(positions), n_layers)) for _ in grids]
+    out = [np.zeros((len(positions), n_layers)) if cells is None else np.full((len(positions), n_layers), np.nan)
+           for _ in grids]
     sites = []
     for j, grid in enumerate(grids):
-        grid_sites, known = _sites(model, j, grid, prep, positions)
+        grid_sites, known = _sites(model, j, grid, prep, positions, None if cells is None else cells[j])
         sites += grid_sites
         for cell, base in known.items():
             out[j][cell] = runs[base].score
@@ -238,7 +243,7 @@ def run_jobs(model, prep: Prepared, grids: list[GridSpec], positions: list[int],
         past = _past(model, rows, first, runs, n_layers)
         # One input row: the first joining hook replaces it by the chunk's first rows.
         last = control.run(model, prep.ids_tensor(1)[:, first:].to(device), hooks=hooks, past=past)[:, -1]
-        probs = torch.softmax(control.unembed(model, last).float(), dim=-1)[:, prep.answer_id]
+        probs = prep.readout(control.unembed(model, last), rows.sample)
         probs = probs.view(len(chunk), S).mean(1).cpu().numpy()
         for site, p in zip(chunk, probs):
             out[site.job][site.cell] = p

@@ -16,10 +16,13 @@ from factlocate import arch, tokens
 from factlocate.errors import FactlocateError
 from factlocate.forward import control
 from factlocate.tracing.noise import Noise
+from factlocate.tracing.readout import METRICS, Readout, top_other
 
 KINDS = ("hidden", "mlp", "attn")
 ENGINES = ("batched", "naive")
 NOISE_DRAWS = ("same", "reference")
+METHODS = ("exact", "atp", "atp+verify")
+CORRUPTIONS = ("noise", "str")
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,11 @@ class RunSpec:
     seed: int = 1  # seeds the RandomState the noise is drawn from
     engine: str = "batched"  # batched (default) or naive (one forward per site)
     chunk_rows: int = 256  # rows per forward pass of the batched engine
+    method: str = "exact"  # exact, atp (attribution patching) or atp+verify (AtP, then the top sites exactly)
+    corrupt: str = "noise"  # noise (the paper's) or str (symmetric token replacement)
+    metric: str = "prob"  # prob (the paper's), logprob or logit_diff
+    top: int = 10  # atp+verify: sites per grid verified exactly (plus those the bound cannot rule out)
+    graddrop: bool = False  # atp: AtP*'s GradDrop against cancellation (one backward pass per layer)
 
     def __post_init__(self):
         if not isinstance(self.samples, int) or self.samples < 1:
@@ -42,6 +50,14 @@ class RunSpec:
             raise FactlocateError(f"unknown engine {self.engine!r}: use batched or naive")
         if not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
             raise FactlocateError("chunk_rows must be at least 1")
+        if self.method not in METHODS:
+            raise FactlocateError(f"unknown method {self.method!r}: use exact, atp or atp+verify")
+        if self.corrupt not in CORRUPTIONS:
+            raise FactlocateError(f"unknown corruption {self.corrupt!r}: use noise or str")
+        if self.metric not in METRICS:
+            raise FactlocateError(f"unknown metric {self.metric!r}: use prob, logprob or logit_diff")
+        if not isinstance(self.top, int) or self.top < 1:
+            raise FactlocateError(f"top must be a positive integer, got {self.top!r}")
 
 
 @dataclass(frozen=True)
@@ -78,15 +94,20 @@ def split_options(options: dict) -> tuple[dict, dict, dict]:
 
 @dataclass
 class Prepared:
-    """A prompt ready to trace: ids, subject range, clean answer, resolved noise and the run spec."""
+    """A prompt ready to trace: ids, subject range, clean answer, corruption, readout and the run spec."""
 
     ids: list[int]
     subject_range: tuple[int, int]
     answer_id: int
     high_score: float
-    noise: Noise
+    noise: Noise  # or a `swap.SubjectSwap` (STR): anything with draw, replace and describe
     run: RunSpec
     n_layers: int
+    readout: Readout | None = None
+
+    def __post_init__(self):
+        if self.readout is None:
+            self.readout = Readout("prob", self.answer_id)
 
     @property
     def samples(self) -> int:
@@ -110,16 +131,45 @@ def window_layers(layer: int, window: int, n_layers: int) -> range:
 
 
 @torch.no_grad()
+def last_logits(model, ids: torch.Tensor, hooks=()) -> torch.Tensor:
+    """Logits at the last position of every row of `ids` [rows, vocab]."""
+    resid = control.run(model, ids, hooks=hooks)
+    return control.unembed(model, resid[:, -1])
+
+
+@torch.no_grad()
 def clean_prediction(model, ids: list[int]) -> tuple[int, float]:
     """The clean run's top-1 next token and its probability (logits at the last position only)."""
-    resid = control.run(model, torch.tensor([ids], dtype=torch.long))
-    probs = torch.softmax(control.unembed(model, resid[:, -1]).float(), dim=-1)[0]
+    probs = torch.softmax(last_logits(model, torch.tensor([ids], dtype=torch.long)).float(), dim=-1)[0]
     p, i = probs.max(-1)
     return int(i), float(p)
 
 
+def _readout(model, prep: "Prepared") -> tuple[Readout, float]:
+    """The run's readout, and the clean score under it."""
+    import numpy as np
+
+    from factlocate.hooks.corruption import CorruptEmbedding
+
+    metric, answer, S = prep.run.metric, prep.answer_id, prep.samples
+    contrast = None
+    if metric == "logit_diff":
+        if prep.run.corrupt == "str":  # per row, the swapped-in subject's own answer
+            swapped = torch.tensor(prep.noise.swapped_ids, dtype=torch.long)
+            contrast = last_logits(model, swapped).argmax(-1).cpu()
+        else:  # the corrupted run's top token other than the answer (the engines' first draw)
+            b, e = prep.subject_range
+            draw = prep.noise.draw(np.random.RandomState(prep.seed), S, e - b, int(model.cfg.d_model))
+            corrupt = CorruptEmbedding(draw, b, e, prep.noise.replace, first_row=0)
+            logits = last_logits(model, prep.ids_tensor(S), hooks=[(arch.HOOK_EMBED, corrupt)])
+            contrast = torch.full((S,), top_other(logits, answer), dtype=torch.long)
+    readout = Readout(metric, answer, contrast)
+    clean = last_logits(model, prep.ids_tensor(1)).expand(S, -1)
+    return readout, readout.mean(clean, torch.arange(S))
+
+
 def prepare(model, prompt: str, subject: str, grids: list[GridSpec], run: RunSpec, noise: Noise) -> Prepared:
-    """Tokenise, locate the subject, check the windows and find the clean answer."""
+    """Tokenise, locate the subject, check the windows, find the clean answer and the readout."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise FactlocateError("the prompt is empty")
     n_layers = arch.n_layers(model)
@@ -131,4 +181,7 @@ def prepare(model, prompt: str, subject: str, grids: list[GridSpec], run: RunSpe
     ids = tokens.encode(model, prompt)
     b, e = tokens.subject_range(model, prompt, subject)
     answer, high = clean_prediction(model, ids)
-    return Prepared(ids, (b, e), answer, high, noise, run, n_layers)
+    prep = Prepared(ids, (b, e), answer, high, noise, run, n_layers)
+    if run.metric != "prob":
+        prep.readout, prep.high_score = _readout(model, prep)
+    return prep

@@ -17,6 +17,7 @@ as in the original `average_causal_effects` notebook.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 from dataclasses import asdict, dataclass
@@ -91,7 +92,7 @@ def _case_path(out: Path, fact: dict) -> Path:
     return out / "cases" / f"known_{fact['known_id']}.json"
 
 
-def trace_fact(model, fact: dict, spec: FactSetSpec, noise) -> dict:
+def trace_fact(model, fact: dict, spec: FactSetSpec, noise, partners: list[dict] | None = None) -> dict:
     """One fact: skip it if the model's answer is wrong, else trace each kind (and the severed path)."""
     ids = tokens.encode(model, fact["prompt"])
     answer_id, _ = clean_prediction(model, ids)
@@ -100,33 +101,65 @@ def trace_fact(model, fact: dict, spec: FactSetSpec, noise) -> dict:
             "attribute": fact["attribute"], "answer": answer}
     if not answer_matches(answer, fact["attribute"]):
         return {**case, "correct_prediction": False}
-    results = trace_kinds(model, fact["prompt"], fact["subject"], spec.grids(), spec.run, noise=noise)
+    swap = dict(partners=partners, relation=fact.get("relation_id"))
+    results = trace_kinds(model, fact["prompt"], fact["subject"], spec.grids(), spec.run, noise=noise, **swap)
     case["correct_prediction"] = True
     case["traces"] = {k: r.to_dict() for k, r in results.items()}
     if spec.sever:
         grid = GridSpec("hidden", spec.window, spec.sever)
-        severed = trace_kinds(model, fact["prompt"], fact["subject"], [grid], spec.run, noise=noise,
-                              token_range="subject_last")[result_key(grid)]
+        severed = trace_kinds(model, fact["prompt"], fact["subject"], [grid], dataclasses.replace(spec.run, method="exact"),
+                              noise=noise, token_range="subject_last", **swap)[result_key(grid)]
         case["severed"] = severed.to_dict()
     return case
 
 
-def run_facts(model, out: str | Path, spec: FactSetSpec, n: int | None = None,
-              facts: list[dict] | None = None, progress: bool = True) -> dict:
-    """Trace facts until `n` are traced (skipped ones do not count), resuming from DIR/cases."""
-    out = Path(out)
-    facts = facts if facts is not None else load_facts(None if spec.facts == "known_1000.json" else spec.facts)
+def trace_or_skip(model, fact: dict, spec: FactSetSpec, noise, partners: list[dict] | None = None) -> dict:
+    """`trace_fact`, with a fact that cannot be traced (its subject not in its prompt, no STR partner) skipped."""
+    try:
+        return trace_fact(model, fact, spec, noise, partners)
+    except FactlocateError as e:
+        return {"known_id": fact["known_id"], "correct_prediction": False, "error": str(e)}
+
+
+def _noise(model, spec: FactSetSpec, facts: list[dict], out: Path, pool=None) -> dict:
+    """The run's noise description (sigma measured once, kept in DIR/params.json); checks the parameters."""
     saved = out / "params.json"
     if saved.exists():
         old = read_json(saved)
         if old.get("spec") != json.loads(json.dumps(asdict(spec))):
             raise FactlocateError(f"{out} holds a run with other parameters ({old.get('spec')}): use another --out")
-        sigma = old.get("noise", {}).get("sigma")
+        return old["noise"]
+    subjects = [f["subject"] for f in facts]
+    if pool is None:
+        noise = resolve_noise(model, spec.run.noise, subjects=subjects).describe()
     else:
-        sigma = None
-    noise = resolve_noise(model, spec.run.noise, subjects=[f["subject"] for f in facts], sigma=sigma)
-    write_json(saved, {"spec": asdict(spec), "noise": noise.describe()})
+        (_, noise), = pool.map("noise", [("noise", {"noise": spec.run.noise, "subjects": subjects})], desc="noise")
+    write_json(saved, {"spec": asdict(spec), "noise": noise})
+    return noise
+
+
+def run_facts(model, out: str | Path, spec: FactSetSpec, n: int | None = None,
+              facts: list[dict] | None = None, progress: bool = True, pool=None) -> dict:
+    """Trace facts until `n` are traced (skipped ones do not count), resuming from DIR/cases.
+
+    With a Ray `pool` (`factlocate.distributed`) the facts are traced on its workers and
+    this process only writes the case files; `model` may then be None. The summary always
+    averages the first `n` correctly answered facts in file order, as a single-process run does.
+    """
+    out = Path(out)
+    facts = facts if facts is not None else load_facts(None if spec.facts == "known_1000.json" else spec.facts)
+    described = _noise(model, spec, facts, out, pool)
     target = len(facts) if n is None else n
+    if pool is None:
+        noise = resolve_noise(model, spec.run.noise, subjects=[f["subject"] for f in facts],
+                              sigma=described.get("sigma"))
+        _trace_here(model, out, spec, facts, target, noise, progress)
+    else:
+        _trace_on(pool, out, spec, facts, target, described.get("sigma"))
+    return summarize(out, [f["known_id"] for f in facts], n=target)
+
+
+def _trace_here(model, out: Path, spec: FactSetSpec, facts: list[dict], target: int, noise, progress: bool) -> None:
     traced = skipped = 0
     bar = tqdm(total=target, desc="trace-facts", disable=not progress)
     for fact in facts:
@@ -136,10 +169,7 @@ def run_facts(model, out: str | Path, spec: FactSetSpec, n: int | None = None,
         if path.exists():
             case = read_json(path)
         else:
-            try:
-                case = trace_fact(model, fact, spec, noise)
-            except FactlocateError as e:  # e.g. a subject absent from its prompt
-                case = {"known_id": fact["known_id"], "correct_prediction": False, "error": str(e)}
+            case = trace_or_skip(model, fact, spec, noise, facts)
             write_json(path, case)
         if case.get("correct_prediction"):
             traced += 1
@@ -148,7 +178,29 @@ def run_facts(model, out: str | Path, spec: FactSetSpec, n: int | None = None,
             skipped += 1
         bar.set_postfix(skipped=skipped)
     bar.close()
-    return summarize(out, [f["known_id"] for f in facts])
+
+
+def _trace_on(pool, out: Path, spec: FactSetSpec, facts: list[dict], target: int, sigma) -> None:
+    """Hand facts to the workers in file order, a window at a time, until the first `target` correct are traced."""
+    while True:
+        cases = [read_json(_case_path(out, f)) if _case_path(out, f).exists() else None for f in facts]
+        correct = 0
+        for c in cases:
+            if c is None or correct >= target:
+                break
+            correct += bool(c.get("correct_prediction"))
+        missing = [f for f, c in zip(facts, cases) if c is None]
+        if correct >= target or not missing:
+            return
+        done = [c for c in cases if c is not None]
+        rate = max(0.1, sum(bool(c.get("correct_prediction")) for c in done) / len(done)) if done else 0.5
+        window = missing[: max(len(pool.actors), int((target - correct) / rate) + 1)]
+        partners = facts if spec.facts != "known_1000.json" else None  # workers load the shipped ones
+        items = [(f["known_id"], {"fact": f, "spec": asdict(spec), "sigma": sigma, "partners": partners})
+                 for f in window]
+        by_id = {f["known_id"]: f for f in window}
+        for key, case in pool.map("trace_fact", items, desc="trace-facts (ray)"):
+            write_json(_case_path(out, by_id[key]), case)
 
 
 def _bucket_rows(r: TraceResult) -> dict[str, np.ndarray]:
@@ -170,18 +222,28 @@ def _ci(values: np.ndarray, n: int) -> np.ndarray:
     return 1.96 * values.std(axis=0) / np.sqrt(max(n, 1))
 
 
-def summarize(out: str | Path, known_ids: list | None = None) -> dict:
-    """Average the saved cases of DIR: AIE per kind, bucket and layer, ATE, severed effects."""
+def summarize(out: str | Path, known_ids: list | None = None, n: int | None = None, write: bool = True) -> dict:
+    """Average the saved cases of DIR: AIE per kind, bucket and layer, ATE, severed effects.
+
+    With `known_ids` (the fact set in file order) and `n`, the cases are those of the
+    first `n` correctly answered facts in that order, and the facts skipped before them.
+    """
     out = Path(out)
     paths = sorted((out / "cases").glob("known_*.json"), key=lambda p: int(p.stem.split("_")[1]))
     cases = [read_json(p) for p in paths]
     if known_ids is not None:
-        wanted = set(known_ids)
-        cases = [c for c in cases if c["known_id"] in wanted]
+        by_id = {c["known_id"]: c for c in cases}
+        cases, correct = [], 0
+        for i in known_ids:
+            if i not in by_id or (n is not None and correct >= n):
+                break
+            cases.append(by_id[i])
+            correct += bool(by_id[i].get("correct_prediction"))
     good = [c for c in cases if c.get("correct_prediction")]
     summary = {"n_traced": len(good), "n_skipped": len(cases) - len(good), "kinds": {}, "severed": None}
     if not good:
-        write_json(out / "summary.json", summary)
+        if write:
+            write_json(out / "summary.json", summary)
         return summary
     for kind in good[0]["traces"]:
         results = [TraceResult.from_dict(c["traces"][kind]) for c in good]
@@ -216,8 +278,9 @@ def summarize(out: str | Path, known_ids: list | None = None) -> dict:
             "aie_unsevered": base.mean(0) - low.mean(), "ci95_unsevered": _ci(base, len(good)),
             "aie_severed": sev.mean(0) - low.mean(), "ci95_severed": _ci(sev, len(good)),
         }
-    write_json(out / "summary.json", summary)
-    write_text(out / "summary.csv", summary_csv(summary))
+    if write:
+        write_json(out / "summary.json", summary)
+        write_text(out / "summary.csv", summary_csv(summary))
     return summary
 
 

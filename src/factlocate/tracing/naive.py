@@ -61,8 +61,7 @@ def trace_with_repatch(model, prep: Prepared, states_to_patch: list[tuple[int, s
             hooks += [(name, RestoreFromRow0(ts)) for name, ts in patch_spec.items()]
             hooks += [(name, HoldFromCapture(first, name, ts)) for name, ts in unpatch_spec.items()]
         logits = model.run_with_hooks(batch, fwd_hooks=hooks)
-    probs = torch.softmax(logits[1:, -1, :].float(), dim=1).mean(dim=0)
-    return float(probs[prep.answer_id])
+    return prep.readout.mean(logits[1:, -1, :], torch.arange(prep.samples))
 
 
 def low_score(model, prep: Prepared) -> float:

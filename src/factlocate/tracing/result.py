@@ -33,8 +33,10 @@ class TraceResult:
     model: str  # the model's spec (`identity(model).spec`)
     grid: GridSpec
     run: RunSpec
-    noise: dict = field(default_factory=dict)  # the resolved noise: spec, family, level, sigma, ...
+    noise: dict = field(default_factory=dict)  # the resolved corruption: spec, family, level, sigma, partners ...
     seconds: float = 0.0
+    exact: np.ndarray | None = None  # [n_positions, n_layers] bool: cells holding exact values (None: all)
+    estimates: np.ndarray | None = None  # AtP's estimated scores (method atp or atp+verify)
 
     # The specs' fields, read through the result.
     kind = property(lambda self: self.grid.kind)
@@ -44,6 +46,14 @@ class TraceResult:
     samples = property(lambda self: self.run.samples)
     seed = property(lambda self: self.run.seed)
     engine = property(lambda self: self.run.engine)
+    method = property(lambda self: self.run.method)
+    metric = property(lambda self: self.run.metric)
+    corrupt = property(lambda self: self.run.corrupt)
+
+    @property
+    def exact_mask(self) -> np.ndarray:
+        """Which cells are exact values rather than AtP estimates."""
+        return np.ones(self.scores.shape, dtype=bool) if self.exact is None else np.asarray(self.exact, dtype=bool)
 
     @property
     def noise_level(self) -> float | None:
@@ -58,6 +68,8 @@ class TraceResult:
         d = asdict(self)
         d["scores"] = np.asarray(self.scores).tolist()
         d["subject_range"] = list(self.subject_range)
+        for key in ("exact", "estimates"):
+            d[key] = None if getattr(self, key) is None else np.asarray(getattr(self, key)).tolist()
         return d
 
     @classmethod
@@ -66,6 +78,10 @@ class TraceResult:
         d["scores"] = np.asarray(d["scores"], dtype=np.float64)
         d["subject_range"] = tuple(d["subject_range"])
         d["grid"], d["run"] = GridSpec(**d["grid"]), RunSpec(**d["run"])
+        if d.get("exact") is not None:
+            d["exact"] = np.asarray(d["exact"], dtype=bool)
+        if d.get("estimates") is not None:
+            d["estimates"] = np.asarray(d["estimates"], dtype=np.float64)
         names = cls.__dataclass_fields__
         return cls(**{k: v for k, v in d.items() if k in names})
 

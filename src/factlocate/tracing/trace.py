@@ -17,7 +17,9 @@ import time
 from factlocate import tokens
 from factlocate.errors import FactlocateError
 from factlocate.identity import identity
-from factlocate.tracing import batched, naive
+import numpy as np
+
+from factlocate.tracing import atp, batched, naive, verify
 from factlocate.tracing.core import KINDS, GridSpec, Prepared, RunSpec, prepare, split_options
 from factlocate.tracing.noise import Noise, resolve_noise
 from factlocate.tracing.result import TraceResult
@@ -47,24 +49,48 @@ def _grids(grids) -> list[GridSpec]:
     return out
 
 
+def _corruption(model, prompt: str, subject: str, run: RunSpec, noise, partners, relation):
+    """The resolved noise, or for STR the subject swap (partners from `partners`, default the known facts)."""
+    if run.corrupt == "str":
+        from factlocate.tracing.facts import load_facts
+        from factlocate.tracing.swap import subject_swap
+
+        return subject_swap(model, prompt, subject, partners or load_facts(), run.samples, run.seed, relation)
+    if noise is None:
+        return resolve_noise(model, run.noise, replace=run.replace)
+    if run.replace and not noise.replace:
+        return dataclasses.replace(noise, replace=True)
+    return noise
+
+
 def trace_kinds(model, prompt: str, subject: str, grids=KINDS, run: RunSpec | None = None, *,
-                noise: Noise | None = None, token_range=None, progress: bool = False) -> dict[str, TraceResult]:
-    """Trace several grids of one prompt with one clean run and one noise draw.
+                noise: Noise | None = None, token_range=None, progress: bool = False,
+                partners: list[dict] | None = None, relation: str | None = None) -> dict[str, TraceResult]:
+    """Trace several grids of one prompt with one clean run and one corruption.
 
     `grids` lists `GridSpec`s (or kind names). The results are keyed by kind, with
     "hidden_severed_<kind>" for a severed hidden grid. `noise` is an already resolved
     `Noise` (fact-set runs measure sigma once); by default `run.noise` is resolved here.
+    With `run.corrupt == "str"` the subject is swapped for facts of `partners` (default: the
+    shipped known facts), of the same `relation` where possible. `run.method` chooses exact
+    tracing, attribution patching (`atp`) or AtP with exact verification (`atp+verify`).
     """
     run = run or RunSpec()
     grids = _grids(grids)
-    if noise is None:
-        noise = resolve_noise(model, run.noise, replace=run.replace)
-    elif run.replace and not noise.replace:
-        noise = dataclasses.replace(noise, replace=True)
+    if run.method != "exact" and run.engine != "batched":
+        raise FactlocateError("attribution patching verifies with the batched engine: use --engine batched")
+    noise = _corruption(model, prompt, subject, run, noise, partners, relation)
     start = time.perf_counter()
     prep = prepare(model, prompt, subject, grids, run, noise)
     positions = _positions(prep, token_range)
-    if run.engine == "batched":
+    exact = estimates = [None] * len(grids)
+    if run.method == "atp":
+        scores, low, _ = atp.estimate(model, prep, grids, positions, run.graddrop)
+        exact, estimates = [np.zeros(s.shape, dtype=bool) for s in scores], scores
+    elif run.method == "atp+verify":
+        scores, exact, low, estimates, _ = verify.screen_and_verify(model, prep, grids, positions, run.top,
+                                                                    run.graddrop, progress)
+    elif run.engine == "batched":
         scores, low = batched.run_jobs(model, prep, grids, positions, progress=progress)
     else:
         low = naive.low_score(model, prep)
@@ -76,7 +102,8 @@ def trace_kinds(model, prompt: str, subject: str, grids=KINDS, run: RunSpec | No
         subject_range=prep.subject_range, positions=positions, prompt=prompt, subject=subject,
         model=identity(model).spec, run=run, noise=noise.describe(), seconds=seconds,
     )
-    return {result_key(g): TraceResult(scores=s, grid=g, **common) for g, s in zip(grids, scores)}
+    return {result_key(g): TraceResult(scores=s, grid=g, exact=x, estimates=a, **common)
+            for g, s, x, a in zip(grids, scores, exact, estimates)}
 
 
 def result_key(grid: GridSpec) -> str:
@@ -97,7 +124,7 @@ def trace(model, prompt: str, subject: str, kind: str = "hidden", **options) -> 
         run["noise"] = noise.spec.text
     else:
         run["noise"], noise = str(noise), None
-    unknown = set(rest) - {"token_range", "progress"}
+    unknown = set(rest) - {"token_range", "progress", "partners", "relation"}
     if unknown:
         raise FactlocateError(f"unknown trace options {sorted(unknown)}")
     results = trace_kinds(model, prompt, subject, [GridSpec(kind, **grid)], RunSpec(**run), noise=noise, **rest)

@@ -1,0 +1,160 @@
+"""AlphaEdit (Fang et al., ICLR 2025): MEMIT with every update projected onto the null space of preserved keys.
+
+For each edited layer l of R, with C₀ = E[k kᵀ] the layer's key second moment
+(the same statistics as ROME and MEMIT):
+
+    C₀ = U S Uᵀ (SVD);  Û = the columns of U whose singular values are below
+    `nullspace_threshold`;  P = Û Ûᵀ, the projection onto the directions the
+    preserved keys (almost) never use.
+
+The targets Z and the keys K [d_mlp, N] are MEMIT's (`memit.compute_targets`,
+`memit.layer_keys`); the residual R = (Z − current) / (layers left) is spread over
+the layers as in MEMIT. With K_p the keys of every earlier batch of a sequence,
+
+    ΔWᵀ = solve(P (K Kᵀ + K_p K_pᵀ) + L2·I,  P K Rᵀ)            [d_mlp, d_model], float64
+
+so ΔW k₀ ≈ 0 for every preserved key k₀ (P k₀ ≈ 0): the edit leaves what the
+layer does on ordinary text alone. After a batch, K_p K_pᵀ += K Kᵀ with K read on
+the edited weights. That running sum and the projections are the editor's
+`State`, passed from batch to batch by the sequential protocol
+(`factlocate.evaluation.sequential`) and returned in `result.extra["state"]`.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import torch
+from tqdm.auto import tqdm
+
+from factlocate import arch
+from factlocate import deltas as deltas_mod
+from factlocate.deltas import WeightDelta
+from factlocate.editors import context_templates as ctx
+from factlocate.editors import key_stats, memit
+from factlocate.editors.base import Computed, EditRequest, EditResult, edit
+from factlocate.editors.common import check_layers, check_no_conflicts
+
+NAME = "alphaedit"
+
+
+@dataclass
+class HParams(memit.HParams):
+    EDITOR = NAME
+    REQUIRED = ("layers", "nullspace_threshold")
+
+    nullspace_threshold: float | None = None  # absolute, on C₀'s singular values (paper: 2e-2)
+    L2: float = 10.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.require(self.nullspace_threshold is None or self.nullspace_threshold > 0,
+                     f"nullspace_threshold must be positive, got {self.nullspace_threshold}")
+        self.require(self.L2 >= 0, f"L2 must be >= 0, got {self.L2}")
+        self.require(self.mom2_adjustment, "alphaedit needs the key statistics (mom2_adjustment: true)")
+
+
+@dataclass
+class State:
+    """What AlphaEdit carries from batch to batch: per layer, P and the running K_p K_pᵀ."""
+
+    projections: dict[int, torch.Tensor]  # layer -> P [d_mlp, d_mlp], float64
+    preserved: dict[int, torch.Tensor]  # layer -> Σ K_p K_pᵀ over earlier batches, float64
+    kept: dict[int, int] = field(default_factory=dict)  # layer -> directions in the null space
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        """For safetensors: 'P.<layer>' and 'KpKp.<layer>'."""
+        out = {f"P.{l}": p for l, p in self.projections.items()}
+        out.update({f"KpKp.{l}": c for l, c in self.preserved.items()})
+        return out
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> "State":
+        projections = {int(k.split(".")[1]): v for k, v in tensors.items() if k.startswith("P.")}
+        preserved = {int(k.split(".")[1]): v for k, v in tensors.items() if k.startswith("KpKp.")}
+        return cls(projections, preserved, {l: _rank(p) for l, p in projections.items()})
+
+
+def _rank(p: torch.Tensor) -> int:
+    return int(round(float(torch.trace(p))))
+
+
+def projection(cov: torch.Tensor, threshold: float) -> tuple[torch.Tensor, int]:
+    """P = Û Ûᵀ over the singular vectors of `cov` with singular values below `threshold`; and how many."""
+    u, s, _ = torch.linalg.svd(cov.to(torch.float64), full_matrices=False)
+    small = u[:, s < threshold]
+    return small @ small.T, int(small.shape[1])
+
+
+def initial_state(model, hp: HParams, progress: bool = True) -> State:
+    """P for every layer of R from its key statistics, and no preserved edit keys yet."""
+    layers = check_layers(model, hp.layers)
+    stats = key_stats.key_stats(model, layers, corpus=hp.stats_corpus, tokens_budget=hp.stats_tokens,
+                                dtype=hp.stats_dtype, progress=progress)
+    projections, kept, preserved = {}, {}, {}
+    for layer in layers:
+        projections[layer], kept[layer] = projection(stats[layer].cov, hp.nullspace_threshold)
+        preserved[layer] = torch.zeros_like(projections[layer])
+    return State(projections, preserved, kept)
+
+
+def compute_edit(model, requests, hparams: HParams, progress: bool = True, templates=None, state: State | None = None,
+                 **options) -> EditResult:
+    """Edit all `requests` at once; `state` carries P and K_p K_pᵀ from earlier batches of a sequence."""
+    if hparams.layers is not None:
+        check_layers(model, hparams.layers)
+
+    def compute(requests: list[EditRequest]) -> Computed:
+        check_no_conflicts(requests)
+        return _compute(model, requests, hparams, templates, state, progress)
+
+    return edit(NAME, model, requests, hparams, compute, options)
+
+
+def _update(k: torch.Tensor, resid: torch.Tensor, p: torch.Tensor, preserved: torch.Tensor, l2: float) -> torch.Tensor:
+    """ΔWᵀ = solve(P (K Kᵀ + K_p K_pᵀ) + L2·I, P K Rᵀ): [d_mlp, d_model]."""
+    eye = torch.eye(k.shape[0], dtype=torch.float64, device=k.device)
+    return torch.linalg.solve(p @ (k @ k.T + preserved) + l2 * eye, p @ k @ resid.T)
+
+
+def _compute(model, requests, hparams: HParams, templates, state: State | None, progress: bool) -> Computed:
+    layers = check_layers(model, hparams.layers)
+    timings = {}
+    t = time.perf_counter()
+    state = state or initial_state(model, hparams, progress)
+    timings["projections"] = time.perf_counter() - t
+    if templates is None:
+        templates = ctx.context_templates(model, hparams.context_template_lengths, seed=hparams.seed)
+    templates = ctx.check(templates)
+    t = time.perf_counter()
+    zs, z_logs = memit.compute_targets(model, requests, templates, hparams, progress)
+    timings["targets"] = time.perf_counter() - t
+    plain = [r.text for r in requests]
+    plain_pos = memit.fact_positions(model, plain, [r.subject for r in requests], hparams.fact_token)
+    deltas: list[WeightDelta] = []
+    norms = []
+    t = time.perf_counter()
+    try:
+        for i, layer in enumerate(tqdm(layers, desc="alphaedit layers", disable=not progress, leave=False)):
+            k = memit.layer_keys(model, requests, templates, layer, hparams.fact_token).double()  # [d_mlp, N]
+            cur = memit.residual_at(model, plain, plain_pos, layers[-1]).T.double()  # [d_model, N]
+            resid = (zs.double() - cur) / (len(layers) - i)
+            p, preserved = state.projections[layer].to(k.device), state.preserved[layer].to(k.device)
+            upd = _update(k, resid, p, preserved, hparams.L2)  # [d_mlp, d_model]
+            w = arch.mlp_out_weight(model, layer)
+            delta = WeightDelta(arch.mlp_out_name(model, layer), arch.to_storage(model, upd.to(w.dtype), layer))
+            delta.apply(model)  # the next layer's keys see this layer's edit
+            deltas.append(delta)
+            norms.append({"layer": layer, "resid_norm": float(resid.norm()), "update_norm": float(upd.norm())})
+        # The keys of this batch, read on the edited weights, join the preserved keys.
+        preserved = {}
+        for layer in layers:
+            k = memit.layer_keys(model, requests, templates, layer, hparams.fact_token).double()
+            preserved[layer] = state.preserved[layer] + (k @ k.T).to(state.preserved[layer].device)
+    finally:
+        deltas_mod.revert(model, [d for d in deltas if d.applied])
+    timings["layers"] = time.perf_counter() - t
+    new_state = State(state.projections, preserved, dict(state.kept))
+    extra = {"templates": templates, "target_losses": z_logs, "layer_norms": norms, "state": new_state,
+             "kept_directions": dict(state.kept)}
+    return Computed([WeightDelta(d.name, d.delta) for d in deltas], extra, timings)

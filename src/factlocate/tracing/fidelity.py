@@ -1,0 +1,120 @@
+"""How well one fact-set run (AtP, AtP+verify, another corruption) reproduces another (the exact grids).
+
+    factlocate trace-compare --exact results/tf/exact --other results/tf/atp --out results/tf/fidelity
+
+For every fact traced in both runs and every kind, with effects taken as score minus the
+corrupted score:
+
+* the Spearman rank correlation of the two grids;
+* recall: how many of the exact grid's top-5 cells are in the other's top-10, and how many
+  the other run holds as exact values (`atp+verify`);
+* the largest false negative: the exact effect of a cell outside the other's top-10 that
+  is in the exact top-5 (0 if none).
+
+The AIE curves (last subject token, last token) of both runs go into one figure.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from factlocate.errors import FactlocateError
+from factlocate.io import read_json, write_json, write_text
+from factlocate.tracing.facts import summarize
+from factlocate.tracing.result import TraceResult
+
+
+def _cases(folder: Path) -> dict:
+    cases = {}
+    for p in (folder / "cases").glob("known_*.json"):
+        c = read_json(p)
+        if c.get("correct_prediction"):
+            cases[c["known_id"]] = c
+    return cases
+
+
+def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy.stats import spearmanr
+
+    if np.all(a == a.flat[0]) or np.all(b == b.flat[0]):
+        return float("nan")
+    return float(spearmanr(a.reshape(-1), b.reshape(-1)).statistic)
+
+
+def compare(exact_dir: str | Path, other_dir: str | Path) -> dict:
+    """Per kind: mean Spearman, recall counts, the largest false negative, over the facts both runs traced."""
+    exact, other = _cases(Path(exact_dir)), _cases(Path(other_dir))
+    shared = sorted(set(exact) & set(other))
+    if not shared:
+        raise FactlocateError(f"{exact_dir} and {other_dir} have no traced fact in common")
+    out = {"n_facts": len(shared), "kinds": {}}
+    for kind in exact[shared[0]]["traces"]:
+        rhos, in_top10, held_exact, worst = [], 0, 0, 0.0
+        for k in shared:
+            e = TraceResult.from_dict(exact[k]["traces"][kind])
+            o = TraceResult.from_dict(other[k]["traces"][kind])
+            ge, go = e.scores - e.low_score, o.scores - o.low_score
+            rhos.append(_spearman(ge, go))
+            top5 = set(np.argsort(-ge, axis=None)[:5].tolist())
+            top10 = set(np.argsort(-go, axis=None)[:10].tolist())
+            in_top10 += len(top5 & top10)
+            held_exact += len(top5 & set(np.flatnonzero(o.exact_mask).tolist()))
+            missed = [ge.reshape(-1)[i] for i in top5 - top10]
+            worst = max([worst, *missed])
+        out["kinds"][kind] = {
+            "spearman": float(np.nanmean(rhos)), "recall_top5_in_top10": in_top10 / (5 * len(shared)),
+            "recall_top5_exact": held_exact / (5 * len(shared)), "largest_false_negative": float(worst),
+        }
+    return out
+
+
+def figure(exact_summary: dict, other_summary: dict, labels=("exact", "other")):
+    """AIE at the last subject token and the last token, both runs, one panel per kind."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    kinds = list(exact_summary["kinds"])
+    fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=kinds, horizontal_spacing=0.06)
+    styles = {"last_subject": "#d62728", "last": "#2ca02c"}
+    for i, kind in enumerate(kinds):
+        for label, summary, dash in ((labels[0], exact_summary, "solid"), (labels[1], other_summary, "dot")):
+            buckets = summary["kinds"].get(kind, {}).get("buckets", {})
+            for b, color in styles.items():
+                if b not in buckets:
+                    continue
+                y = np.asarray(buckets[b]["aie"])
+                fig.add_trace(go.Scatter(x=list(range(len(y))), y=y, name=f"{label}: {b.replace('_', ' ')}",
+                                         line=dict(color=color, dash=dash), legendgroup=f"{label}{b}",
+                                         showlegend=i == 0), row=1, col=i + 1)
+        fig.update_xaxes(title_text="layer", row=1, col=i + 1)
+    fig.update_yaxes(title_text="AIE", row=1, col=1)
+    fig.update_layout(title=f"AIE curves: {labels[0]} (solid) and {labels[1]} (dotted)", height=380,
+                      width=430 * len(kinds) + 200)
+    return fig
+
+
+def write(exact_dir: str | Path, other_dir: str | Path, out: str | Path, labels=("exact", "other")) -> str:
+    """fidelity.json, fidelity.md and curves.html in `out`; returns the markdown."""
+    result = compare(exact_dir, other_dir)
+    ids = sorted(set(_cases(Path(exact_dir))) & set(_cases(Path(other_dir))))
+    s_exact, s_other = summarize(exact_dir, ids, write=False), summarize(other_dir, ids, write=False)
+    lines = [f"# {labels[1]} against {labels[0]} on {result['n_facts']} facts", "",
+             "| kind | Spearman | exact top-5 in top-10 | exact top-5 held exactly | largest false negative |",
+             "|---|---:|---:|---:|---:|"]
+    for kind, r in result["kinds"].items():
+        lines.append(f"| {kind} | {r['spearman']:.3f} | {100 * r['recall_top5_in_top10']:.0f}% | "
+                     f"{100 * r['recall_top5_exact']:.0f}% | {r['largest_false_negative']:.4f} |")
+    for b in ("last_subject", "last"):
+        for kind in result["kinds"]:
+            e, o = s_exact["kinds"][kind]["buckets"][b], s_other["kinds"][kind]["buckets"][b]
+            lines.append(f"- {kind}, {b.replace('_', ' ')}: AIE peaks at layer {int(np.argmax(e['aie']))} "
+                         f"({max(e['aie']):.4f}) {labels[0]}, layer {int(np.argmax(o['aie']))} ({max(o['aie']):.4f}) "
+                         f"{labels[1]}")
+    md = "\n".join(lines) + "\n"
+    out = Path(out)
+    write_json(out / "fidelity.json", result)
+    write_text(out / "fidelity.md", md)
+    write_text(out / "curves.html", figure(s_exact, s_other, labels).to_html(include_plotlyjs=True))
+    return md
+

@@ -1,0 +1,153 @@
+"""AlphaEdit, batched target vectors and the sequential protocol, on tiny models."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from factlocate import arch, datasets, tokens
+from factlocate.editors import alphaedit, key_stats, keys, memit, target_batch, target_vector
+from factlocate.editors.base import EditRequest
+from factlocate.errors import FactlocateError
+from factlocate.evaluation import sequential
+
+TEMPLATES = ["{}", "The city. {}", "In the news today. {}"]
+REQUESTS = [
+    EditRequest("{} is located in the city of", "The Eiffel Tower", "Rome", target_true="Paris"),
+    EditRequest("{} plays the sport of", "LeBron James", "football", target_true="basketball"),
+    EditRequest("The mother tongue of {} is", "Danielle Darrieux", "English", target_true="French"),
+]
+STATS_TOKENS = 3000
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _threshold(model, layers, quantile: float = 0.5) -> float:
+    """A quantile of C₀'s singular values at the first layer (0.5 keeps about half the directions)."""
+    stats = key_stats.key_stats(model, layers, tokens_budget=STATS_TOKENS, progress=False)
+    return float(torch.quantile(torch.linalg.svdvals(stats[layers[0]].cov).double(), quantile))
+
+
+def _alpha_hp(model, quantile: float = 0.5, **kw):
+    base = dict(layers=[1, 2], v_num_grad_steps=8, stats_tokens=STATS_TOKENS,
+                nullspace_threshold=_threshold(model, [1, 2], quantile))
+    return alphaedit.HParams(**{**base, **kw})
+
+
+def test_projection_is_a_projector_onto_small_directions(tiny_gpt2):
+    stats = key_stats.key_stats(tiny_gpt2, 1, tokens_budget=STATS_TOKENS, progress=False)
+    threshold = float(torch.linalg.svdvals(stats.cov).median())
+    p, kept = alphaedit.projection(stats.cov, threshold)
+    assert 0 < kept < tiny_gpt2.cfg.d_mlp
+    torch.testing.assert_close(p @ p, p, atol=1e-10, rtol=0)
+    torch.testing.assert_close(p, p.T, atol=1e-12, rtol=0)
+    assert round(float(torch.trace(p))) == kept
+    left = torch.linalg.eigvalsh(p @ stats.cov.double() @ p)
+    assert float(left.max()) < threshold  # no large direction of C₀ survives the projection
+
+
+def test_alphaedit_raises_the_new_targets(tiny_gpt2):
+    hp = _alpha_hp(tiny_gpt2, v_num_grad_steps=20, clamp_norm_factor=4.0, L2=1.0)
+    alpha = alphaedit.compute_edit(tiny_gpt2, REQUESTS, hp, templates=TEMPLATES, progress=False)
+    assert all(a["new"] > b["new"] for a, b in zip(alpha.probs_after, alpha.probs_before))
+    # The state carries the batch's keys for the next batch.
+    state = alpha.extra["state"]
+    assert float(state.preserved[1].abs().sum()) > 0
+    torch.testing.assert_close(state.projections[1], state.projections[1].T, atol=1e-12, rtol=0)
+
+
+def test_alphaedit_spares_preserved_keys_far_more_than_memit(tiny_gpt2):
+    hp = _alpha_hp(tiny_gpt2, quantile=0.1)  # the null space: the 10% smallest directions of C₀
+    alpha = alphaedit.compute_edit(tiny_gpt2, REQUESTS, hp, templates=TEMPLATES, progress=False)
+    mem = memit.compute_edit(tiny_gpt2, REQUESTS, memit.HParams(layers=[1, 2], v_num_grad_steps=8,
+                             stats_tokens=STATS_TOKENS, mom2_update_weight=1.0), templates=TEMPLATES, progress=False)
+    assert 0 < alpha.extra["kept_directions"][1] < tiny_gpt2.cfg.d_mlp
+    # Preserved keys: ordinary text's keys at the edited layer (texts the statistics did not read).
+    texts = [tiny_gpt2.tokenizer.decode(tokens.encode(tiny_gpt2, t)[:32]) for t in key_stats.corpus_texts()[100:140]]
+    positions = [len(tokens.encode(tiny_gpt2, t)) - 1 for t in texts]
+    k0 = keys.keys_and_values(tiny_gpt2, texts, positions, 1)[0].double()
+
+    def moved(result):
+        d = next(x for x in result.deltas if x.name == arch.mlp_out_name(tiny_gpt2, 1)).delta.double()
+        d = d.T if arch.stored_transposed(tiny_gpt2, 1, "mlp.out") else d  # [d_mlp, d_model]
+        return float((k0 @ d).norm())
+
+    assert moved(alpha) < 0.2 * moved(mem)
+
+
+def test_batched_targets_equal_one_at_a_time_targets(tiny_model):
+    layer = 2
+    hook = arch.hook_resid(layer)
+    batches = [target_vector.build_batch(tiny_model, r.prompt, r.subject, r.target_new, TEMPLATES) for r in REQUESTS]
+    options = dict(v_num_grad_steps=10, v_lr=0.5, v_weight_decay=0.5, clamp_norm_factor=0.75, kl_factor=0.0625)
+    together = target_batch.optimise_many(tiny_model, batches, hook, layer, **options)
+    for b, t in zip(batches, together):
+        alone = target_vector.optimise(tiny_model, b, hook, layer, **options)
+        assert len(alone.losses) == len(t.losses)  # the same early stop
+        torch.testing.assert_close(t.v_init, alone.v_init, atol=1e-5, rtol=0)
+        torch.testing.assert_close(t.target, alone.target, atol=1e-4, rtol=1e-4)
+
+
+def _records():
+    ds = datasets.load("counterfact", allow_download=False)
+    return ds, ds.records
+
+
+def test_sequential_run_resumes_to_the_same_deltas_and_restores_weights(tiny_gpt2, tmp_path, monkeypatch):
+    ds, records = _records()
+    params = sequential.SequentialParams(edits=4, batch=2, probe_cases=2, ppl_tokens=200, gen_cases=1, max_length=12)
+    overrides = dict(layers=[1, 2], v_num_grad_steps=4, stats_tokens=STATS_TOKENS,
+                     nullspace_threshold=_threshold(tiny_gpt2, [1, 2]), context_template_lengths=[[5, 1]])
+    before = {n: p.detach().clone() for n, p in arch.hf_named_parameters(tiny_gpt2)}
+    whole = sequential.run(tiny_gpt2, ds, records, "alphaedit", tmp_path / "whole", params, overrides, progress=False)
+
+    # Interrupted after the first batch, then rerun: the same final deltas.
+    real, calls = alphaedit.compute_edit, {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(alphaedit, "compute_edit", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        sequential.run(tiny_gpt2, ds, records, "alphaedit", tmp_path / "resumed", params, overrides, progress=False)
+    monkeypatch.setattr(alphaedit, "compute_edit", real)
+    resumed = sequential.run(tiny_gpt2, ds, records, "alphaedit", tmp_path / "resumed", params, overrides,
+                             progress=False)
+    a, b = sequential.final_deltas(whole), sequential.final_deltas(resumed)
+    assert sorted(a) == sorted(b) and all(torch.equal(a[n], b[n]) for n in a)
+    # Every run leaves the model bit-exactly as loaded.
+    assert all(torch.equal(arch.hf_parameter(tiny_gpt2, n), w) for n, w in before.items())
+    logs = [json.loads(p.read_text()) for p in sorted((whole / "batches").glob("*.json"))]
+    assert {log["edits"] for log in logs} == {0, 2, 4}
+    assert all(log["perplexity"] > 1 for log in logs)
+    assert len(list((whole / "final").glob("*.json"))) == 4
+    md = sequential.write_report(tmp_path / "whole")
+    assert "alphaedit" in md and (tmp_path / "whole" / "curves.html").exists()
+
+
+def test_sequential_memit_and_rome_and_errors(tiny_gpt2, tmp_path):
+    ds, records = _records()
+    params = sequential.SequentialParams(edits=2, batch=1, probe_cases=1, ppl_tokens=100, gen_cases=0, log_every=2)
+    sequential.run(tiny_gpt2, ds, records, "rome", tmp_path, params,
+                   dict(layer=1, v_num_grad_steps=3, stats_tokens=STATS_TOKENS, context_template_lengths=[[5, 1]]),
+                   progress=False)
+    sequential.run(tiny_gpt2, ds, records, "memit", tmp_path, params,
+                   dict(layers=[1, 2], v_num_grad_steps=3, stats_tokens=STATS_TOKENS, context_template_lengths=[[5, 1]]),
+                   progress=False)
+    runs = sequential.load_runs(tmp_path)
+    assert {r["name"] for r in runs} == {"rome", "memit"}
+    assert all(len(r["final"]) == 2 for r in runs)
+    with pytest.raises(FactlocateError, match="fewer than --edits"):
+        sequential.select(records[:3], 5)
+    with pytest.raises(FactlocateError, match="different"):
+        sequential.run(tiny_gpt2, ds, records, "rome", tmp_path, sequential.SequentialParams(edits=2, batch=2),
+                       dict(layer=1), progress=False)
+
+
+def test_missing_threshold_is_a_clear_error():
+    with pytest.raises(FactlocateError, match="nullspace_threshold"):
+        alphaedit.HParams.load("someone/unknown-model", {"layers": [1, 2]})
