@@ -125,3 +125,26 @@ def test_cli_trace_methods_and_metrics(tiny_dirs, tmp_path, capsys):
     assert main(["trace", "--model", tiny_dirs["gpt2"], "--prompt", PROMPT, "--subject", SUBJECT,
                  "--method", "atp", "--engine", "naive", "--out", str(out)]) == 2
     assert "batched engine" in capsys.readouterr().err
+
+
+def test_fact_set_runs_compare(tiny_gpt2, tmp_path):
+    """trace-facts with --method atp and --corrupt str, and the fidelity report against the exact run."""
+    from test_trace_facts import _facts_the_model_knows
+
+    from factlocate.tracing import RunSpec, fidelity
+    from factlocate.tracing.facts import FactSetSpec, run_facts
+
+    facts = _facts_the_model_knows(tiny_gpt2, n_right=3, n_wrong=0)
+    runs = {"exact": RunSpec(samples=2, noise="0.5"), "atp": RunSpec(samples=2, noise="0.5", method="atp"),
+            "str": RunSpec(samples=2, corrupt="str")}
+    for name, run in runs.items():
+        kinds = ("mlp",) if name == "str" else ("hidden", "mlp")
+        spec = FactSetSpec(model="tiny", facts="custom", kinds=kinds, window=2, run=run)
+        run_facts(tiny_gpt2, tmp_path / name, spec, n=3, facts=facts, progress=False)
+    md = fidelity.write(tmp_path / "exact", tmp_path / "atp", tmp_path / "fid", ("exact", "atp"))
+    result = json.loads((tmp_path / "fid" / "fidelity.json").read_text())
+    assert result["n_facts"] == 3 and set(result["kinds"]) == {"hidden", "mlp"} and "Spearman" in md
+    assert all(-1 <= r["spearman"] <= 1 for r in result["kinds"].values())
+    fidelity.write(tmp_path / "exact", tmp_path / "str", tmp_path / "fid-str", ("noise", "str"))
+    assert set(json.loads((tmp_path / "fid-str" / "fidelity.json").read_text())["kinds"]) == {"mlp"}
+    assert (tmp_path / "fid-str" / "curves.html").exists()

@@ -40,8 +40,19 @@ def parse_overrides(items: list[str]) -> dict:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise FactlocateError(f"--set expects KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value)
+        out[key.strip()] = _value(value)
     return out
+
+
+def _value(text: str):
+    """A YAML value, with numbers like 1e-4 read as numbers (YAML 1.1 wants 1.0e-4)."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
 
 
 def hparams_overrides(args, hparams_cls, editor: str) -> dict:

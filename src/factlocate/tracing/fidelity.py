@@ -49,7 +49,8 @@ def compare(exact_dir: str | Path, other_dir: str | Path) -> dict:
     if not shared:
         raise FactlocateError(f"{exact_dir} and {other_dir} have no traced fact in common")
     out = {"n_facts": len(shared), "kinds": {}}
-    for kind in exact[shared[0]]["traces"]:
+    kinds = [k for k in exact[shared[0]]["traces"] if k in other[shared[0]]["traces"]]
+    for kind in kinds:
         rhos, in_top10, held_exact, worst = [], 0, 0, 0.0
         for k in shared:
             e = TraceResult.from_dict(exact[k]["traces"][kind])
@@ -74,7 +75,7 @@ def figure(exact_summary: dict, other_summary: dict, labels=("exact", "other")):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    kinds = list(exact_summary["kinds"])
+    kinds = [k for k in exact_summary["kinds"] if k in other_summary["kinds"]]
     fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=kinds, horizontal_spacing=0.06)
     styles = {"last_subject": "#d62728", "last": "#2ca02c"}
     for i, kind in enumerate(kinds):

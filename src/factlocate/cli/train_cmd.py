@@ -1,0 +1,43 @@
+"""`factlocate train-editor`: train MEND or KE for a model (resumable)."""
+from __future__ import annotations
+
+from factlocate.errors import FactlocateError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("train-editor", help="train a hypernetwork editor (mend, ke) on cf, zsre or wikitext data")
+    p.add_argument("--editor", required=True, choices=["mend", "ke"])
+    p.add_argument("--model", default=None, help="model spec (default gemma-3-270m)")
+    p.add_argument("--data", required=True, metavar="KIND:PATH",
+                   help="cf:counterfact-train.json, zsre:zsre_mend_train-1k.json or wikitext:wiki.valid.tokens")
+    p.add_argument("--steps", type=int, default=None, help="Adam steps (default from the config)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a hyperparameter")
+    p.add_argument("--out", default=None,
+                   help="checkpoint folder (default: where `factlocate edit --editor <variant>` looks)")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args) -> int:
+    from factlocate import editors
+    from factlocate.cli.common import parse_overrides
+    from factlocate.editors import hyper_editor, hypertrain
+    from factlocate.models import DEFAULT_MODEL, load_model
+
+    kind = args.data.partition(":")[0]
+    if kind not in hypertrain.DATA_KINDS:
+        raise FactlocateError(f"--data takes cf:PATH, zsre:PATH or wikitext:PATH, got {args.data!r}")
+    name = hyper_editor.variant_name(args.editor, kind)
+    module = editors.get(name)
+    overrides = parse_overrides(args.set)
+    overrides["data"] = kind
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    spec = args.model or DEFAULT_MODEL
+    hp = module.HParams.load(spec, overrides)
+    model = load_model(spec)
+    out = args.out or hyper_editor.checkpoint_path(model, name, hp).parent
+    log = module.train(model, hp, args.data, out)
+    rate = log["step"] / max(log["seconds"], 1e-9)
+    print(f"{name} on {spec}: {log['step']} steps in {log['seconds']:.0f} s ({rate:.2f} steps/s); "
+          f"best validation loss {log['best_val']:.4f}; checkpoints in {out}")
+    return 0

@@ -1,0 +1,90 @@
+"""How a trained hypernetwork (MEND, KE) edits, and the variants trained on other data.
+
+A variant is the same editor trained on other data: `mend` (WikiText, the paper's "out of the box"),
+`mend-cf`, `mend-zsre`, and likewise `ke`, `ke-cf`, `ke-zsre`. Each has its own config folder and its
+checkpoint at `<cache>/hypernets/<model key>/<variant>/best.safetensors` unless `checkpoint` names one.
+A checkpoint made for another model, or for other weights, is refused; a missing one is a one-line error
+saying how to train it. Requests are edited one after another, each on the weights the previous ones left.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+from pathlib import Path
+
+import torch
+
+from factlocate import deltas as deltas_mod
+from factlocate.editors import hypernet, hypertrain
+from factlocate.editors.base import Computed, EditRequest, EditResult, edit
+from factlocate.errors import FactlocateError
+from factlocate.identity import identity
+
+
+def variant_name(base: str, data: str) -> str:
+    kind = data.partition(":")[0]
+    return base if kind == "wikitext" else f"{base}-{kind}"
+
+
+def checkpoint_path(model, name: str, hp) -> Path:
+    if hp.checkpoint:
+        return Path(hp.checkpoint).expanduser()
+    from factlocate.models import cache_dir
+
+    return cache_dir() / "hypernets" / identity(model).key / name / "best.safetensors"
+
+
+def load_network(model, name: str, hp, build):
+    """The trained network of variant `name` for `model`, and its checkpoint's metadata."""
+    path = checkpoint_path(model, name, hp)
+    base = name.split("-")[0]
+    hint = (f"factlocate train-editor --editor {base} --model {identity(model).spec} "
+            f"--data {hp.data.partition(':')[0]}:FILE --out {path.parent}")
+    if not path.is_file():
+        raise FactlocateError(f"no trained {name} checkpoint at {path}: train one with {hint}")
+    tensors, meta = hypertrain.read(path)
+    hypertrain.check_model(meta, model, path, hint)
+    settings = types.SimpleNamespace(**{**dataclasses.asdict(hp), **meta["params"]})
+    net = build(model, settings, hypernet.inner_params(model, meta["params"]["n_blocks"]))
+    hypertrain.restore(net, None, tensors)
+    return net.eval(), meta
+
+
+def edit_with(name: str, model, requests, hp, build, update_fn, options) -> EditResult:
+    """Edit requests one after another with the trained network of variant `name`."""
+    net, meta = load_network(model, name, hp, build)
+    inners = hypernet.inner_params(model, meta["params"]["n_blocks"])
+
+    def compute(requests: list[EditRequest]) -> Computed:
+        applied = []
+        try:
+            for r in requests:
+                ex = hypernet.Example(r.text, r.target_new, r.text, r.text)
+                with torch.no_grad():  # the edit gradient switches autograd back on for itself
+                    ups = update_fn(net, model, inners, ex)
+                for inner in inners:
+                    d = hypernet.to_weight_delta(model, inner, ups[inner.name])
+                    d.apply(model)
+                    applied.append(d)
+        finally:
+            deltas_mod.revert(model, applied)
+        return Computed(deltas_mod.merge(applied), {"checkpoint": str(checkpoint_path(model, name, hp)),
+                                                    "trained_steps": meta["log"]["step"]})
+
+    return edit(name, model, requests, hp, compute, options)
+
+
+def train_with(base: str, model, hp, build, update_fn, params: dict, data: str, out, progress: bool = True):
+    inners = hypernet.inner_params(model, hp.n_blocks)
+    net = build(model, hp, inners)
+    schedule = hypertrain.Schedule(hp.steps, hp.batch, hp.val_every, hp.val_size, hp.patience,
+                                   hp.checkpoint_every, hp.seed)
+    return hypertrain.train(model, net, update_fn, params, schedule, data, out, hp.cedit, hp.cloc, hp.lr,
+                            getattr(hp, "lr_lr", None), variant_name(base, data), progress)
+
+
+def variant(module, kind: str):
+    """The editor `<base>-<kind>` of an editor module: its HParams read configs/<base>-<kind>/."""
+    name = module.NAME if kind == "wikitext" else f"{module.NAME}-{kind}"
+    cls = dataclasses.dataclass(type(f"HParams_{kind}", (module.HParams,), {"EDITOR": name}))
+    return types.SimpleNamespace(NAME=name, HParams=cls, compute_edit=module.compute_edit, train=module.train)

@@ -1,0 +1,79 @@
+"""KE, Knowledge Editor (De Cao et al. 2021), as an editor: a conditioning network reads the edit and
+rescales and shifts its fine-tuning gradient into the update of the MLP matrices of the last three blocks
+(`ke_net`, `hypernet`).
+
+    factlocate train-editor --editor ke --model smollm2-135m --data cf:counterfact-train.json
+    factlocate edit --editor ke-cf --model smollm2-135m --subject ... --prompt ... --target ...
+
+Variants and checkpoints: `hyper_editor`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from factlocate import arch, tokens
+from factlocate.editors import hyper_editor, hypernet, hypertrain
+from factlocate.editors.base import EditResult, HParams as BaseHParams
+from factlocate.editors.ke_net import KeNet
+
+NAME = "ke"
+
+
+@dataclass
+class HParams(BaseHParams):
+    EDITOR = NAME
+
+    data: str = "wikitext"  # what the network is trained on: wikitext, cf or zsre
+    checkpoint: str | None = None  # default: the variant's folder in the cache
+    n_blocks: int = 3
+    hidden: int = 128  # each matrix's conditioned network
+    lstm_hidden: int = 256
+    condition: int = 1024
+    max_scale: float = 1.0
+    lr: float = 1e-5  # reference: 1e-5
+    cedit: float = 0.1
+    cloc: float = 1.0
+    steps: int = 1000
+    batch: int = 4
+    val_every: int = 50
+    val_size: int = 20
+    patience: int = 5
+    checkpoint_every: int = 25
+    seed: int = 0
+
+    def __post_init__(self):
+        need = self.require
+        need(self.data.partition(":")[0] in hypertrain.DATA_KINDS, f"data must be one of {hypertrain.DATA_KINDS}")
+        for name in ("n_blocks", "hidden", "lstm_hidden", "condition", "steps", "batch", "val_every", "val_size",
+                     "patience", "checkpoint_every"):
+            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, f"{name} must be >= 1")
+        for name in ("max_scale", "lr"):
+            need(getattr(self, name) > 0, f"{name} must be positive")
+
+
+def network(model, hp, inners) -> KeNet:
+    torch.manual_seed(hp.seed)
+    embedding = arch.hf_model(model).get_input_embeddings().weight
+    return KeNet(inners, embedding, hp.hidden, hp.lstm_hidden, hp.condition, hp.max_scale)
+
+
+def updates(net: KeNet, model, inners, ex: hypernet.Example) -> dict[str, torch.Tensor]:
+    """ΔM per matrix for one example (differentiable in the network): conditioned on the edit's tokens."""
+    grads = hypernet.full_gradient(hypernet.edit_gradient(model, inners, ex.prompt, ex.target))
+    ids = torch.tensor(tokens.encode(model, ex.prompt) + tokens.encode_target(model, ex.target))
+    return net(ids, grads)
+
+
+def compute_edit(model, requests, hparams: HParams, progress: bool = True, **options) -> EditResult:
+    name = hyper_editor.variant_name(NAME, hparams.data)
+    return hyper_editor.edit_with(name, model, requests, hparams, network, updates, options)
+
+
+def train(model, hparams: HParams, data: str, out: str | Path, progress: bool = True) -> dict:
+    """Train KE on `data` (cf|zsre|wikitext with :PATH) into `out` (resumable)."""
+    params = {"n_blocks": hparams.n_blocks, "hidden": hparams.hidden, "lstm_hidden": hparams.lstm_hidden,
+              "condition": hparams.condition, "max_scale": hparams.max_scale}
+    return hyper_editor.train_with(NAME, model, hparams, network, updates, params, data, out, progress)
