@@ -73,6 +73,11 @@ def test_training_lowers_the_loss_and_editing_raises_the_target(tiny_gpt2, cf_fi
     result.apply(tiny_gpt2)
     result.revert(tiny_gpt2)
     assert all(torch.equal(arch.hf_parameter(tiny_gpt2, n), w) for n, w in before.items())
+    # The training curves of the run, as `factlocate train-report` draws them.
+    from factlocate.cli import main
+
+    assert main(["train-report", str(out), "--out", str(tmp_path / "curves.html")]) == 0
+    assert "validation loss" in (tmp_path / "curves.html").read_text()
 
 
 @pytest.mark.parametrize("editor", ["mend", "ke"])

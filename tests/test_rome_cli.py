@@ -56,6 +56,11 @@ def test_stats_command(tiny_dirs, tmp_path, capsys):
     assert main(["stats", "--model", tiny_dirs["gpt2"], "--layer", "2", "--tokens", "700", "--out", str(out)]) == 0
     row = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert row["layer"] == 2 and row["tokens"] >= 700 and out.exists()
+    assert main(["stats", "--model", tiny_dirs["gpt2"], "--layer", "2", "--tokens", "700", "--out", str(out),
+                 "--spectrum", "1e9"]) == 0
+    layer, kept, share = capsys.readouterr().out.strip().splitlines()[-1].split()
+    assert (layer, share) == ("2", "(1.0e+00)") and int(kept) > 0  # every direction lies below 1e9
+    assert main(["stats", "--model", tiny_dirs["gpt2"], "--layer", "2", "--spectrum", "small"]) == 2
     # a statistics file made for layer 2 is refused for an edit at layer 1
     rc = main(["edit", "--model", tiny_dirs["gpt2"], "--subject", "Paris", "--prompt", "{} is in", "--target", "France",
                "--layer", "1", "--stats", str(out), *FAST])

@@ -45,6 +45,10 @@ def test_projection_is_a_projector_onto_small_directions(tiny_gpt2):
     assert round(float(torch.trace(p))) == kept
     left = torch.linalg.eigvalsh(p @ stats.cov.double() @ p)
     assert float(left.max()) < threshold  # no large direction of C₀ survives the projection
+    # The spectrum table counts the same directions, and their share of C₀'s trace.
+    (t, n, share), (_, n_all, share_all) = alphaedit.spectrum(stats.cov, [threshold, 1e9])
+    assert n == kept and n_all == tiny_gpt2.cfg.d_mlp and share_all == pytest.approx(1.0)
+    assert share == pytest.approx(float(torch.trace(p @ stats.cov.double())) / float(torch.trace(stats.cov.double())))
 
 
 def test_alphaedit_raises_the_new_targets(tiny_gpt2):

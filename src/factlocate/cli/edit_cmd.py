@@ -40,6 +40,9 @@ def register(sub) -> None:
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
     p.add_argument("--max-text-tokens", type=int, default=1024, help="truncate each text to this many tokens")
     p.add_argument("--out", default=None, help="write the statistics here instead of the cache (one layer)")
+    p.add_argument("--spectrum", default=None, metavar="T1,T2,...",
+                   help="also print, per layer, how many directions of C0 fall below each threshold and their "
+                        "share of its trace (to choose AlphaEdit's nullspace_threshold)")
     add_ray_args(p)
     p.set_defaults(func=run_stats)
 
@@ -164,6 +167,7 @@ def run_stats(args) -> int:
     layers = parse_layers(args.layers)
     if args.out and len(layers) != 1:
         raise FactlocateError("--out takes a single --layer")
+    thresholds = _thresholds(args.spectrum) if args.spectrum else None
     if args.tokens < 1:
         raise FactlocateError(f"--tokens must be positive, got {args.tokens}")
     corpus = args.corpus or key_stats.DEFAULT_CORPUS
@@ -190,4 +194,22 @@ def run_stats(args) -> int:
         print(json.dumps({"layer": layer, "path": str(path), "tokens": s.n_tokens, "texts": s.n_texts,
                           "corpus": s.meta.corpus, "dtype": s.meta.dtype,
                           "tokens_per_second": round(s.tokens_per_second, 1)}))
+    if thresholds:
+        _print_spectrum(out, thresholds)
     return 0
+
+
+def _thresholds(text: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",")]
+    except ValueError:
+        raise FactlocateError(f"--spectrum takes numbers separated by commas, got {text!r}") from None
+
+
+def _print_spectrum(stats: dict, values: list[float]) -> None:
+    from factlocate.editors import alphaedit
+
+    print("layer  " + "  ".join(f"below {t:g}: directions (share of trace)" for t in values))
+    for layer, s in stats.items():
+        cells = [f"{n} ({share:.1e})" for _, n, share in alphaedit.spectrum(s.cov, values)]
+        print(f"{layer:>5}  " + "  ".join(cells))

@@ -101,7 +101,8 @@ def run_trace(args) -> int:
           f"(noise {r.noise['spec']}, level {level})")
     for kind, res in results.items():
         t, l = divmod(int(res.scores.argmax()), res.n_layers)
-        print(f"  {kind:<6} best restore: token {res.input_tokens[res.positions[t]]!r} layer {l} -> p {res.scores.max():.4f}")
+        token = res.input_tokens[res.positions[t]]
+        print(f"  {kind:<6} best restore: token {token!r} layer {l} -> {res.metric} {res.scores.max():.4f}")
     print(f"results: {out}/trace_<kind>.json")
     print(f"figure: {html}")
     return 0

@@ -86,6 +86,13 @@ def projection(cov: torch.Tensor, threshold: float) -> tuple[torch.Tensor, int]:
     return small @ small.T, int(small.shape[1])
 
 
+def spectrum(cov: torch.Tensor, thresholds: list[float]) -> list[tuple[float, int, float]]:
+    """For each threshold: how many of C₀'s directions fall below it (the null space AlphaEdit would keep),
+    and their share of C₀'s trace, i.e. how much of what preserved keys do the projection would overwrite."""
+    s = torch.linalg.svdvals(cov.to(torch.float64))
+    return [(t, int((s < t).sum()), float(s[s < t].sum() / s.sum())) for t in thresholds]
+
+
 def initial_state(model, hp: HParams, progress: bool = True) -> State:
     """P for every layer of R from its key statistics, and no preserved edit keys yet."""
     layers = check_layers(model, hp.layers)

@@ -10,15 +10,51 @@ from __future__ import annotations
 
 import dataclasses
 import types
+from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 
 from factlocate import deltas as deltas_mod
 from factlocate.editors import hypernet, hypertrain
-from factlocate.editors.base import Computed, EditRequest, EditResult, edit
+from factlocate.editors.base import Computed, EditRequest, EditResult, HParams, edit
 from factlocate.errors import FactlocateError
 from factlocate.identity import identity
+
+
+@dataclass
+class TrainedHParams(HParams):
+    """What every trained editor shares: its data, its checkpoint, the edited blocks and the training schedule.
+
+    Subclasses add their network's fields, name them in `NETWORK` (they are saved with a checkpoint
+    and read back from it), and call `check_training()` from `__post_init__`."""
+
+    NETWORK: ClassVar[tuple[str, ...]] = ()
+
+    data: str = "wikitext"  # what the network is trained on: wikitext, cf or zsre
+    checkpoint: str | None = None  # default: the variant's folder in the cache
+    n_blocks: int = 3  # the MLPs of the last n_blocks blocks are edited
+    lr: float = 1e-5  # the network's Adam learning rate
+    cedit: float = 0.1  # weight of the edit loss
+    cloc: float = 1.0  # weight of the locality KL
+    steps: int = 1000
+    batch: int = 4
+    val_every: int = 50
+    val_size: int = 20
+    patience: int = 5
+    checkpoint_every: int = 25
+    seed: int = 0
+
+    def check_training(self) -> None:
+        need = self.require
+        need(self.data.partition(":")[0] in hypertrain.DATA_KINDS, f"data must be one of {hypertrain.DATA_KINDS}")
+        for name in ("n_blocks", "steps", "batch", "val_every", "val_size", "patience", "checkpoint_every"):
+            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, f"{name} must be >= 1")
+        need(self.lr > 0, "lr must be positive")
+
+    def network_params(self) -> dict:
+        return {"n_blocks": self.n_blocks, **{name: getattr(self, name) for name in self.NETWORK}}
 
 
 def variant_name(base: str, data: str) -> str:
@@ -74,13 +110,14 @@ def edit_with(name: str, model, requests, hp, build, update_fn, options) -> Edit
     return edit(name, model, requests, hp, compute, options)
 
 
-def train_with(base: str, model, hp, build, update_fn, params: dict, data: str, out, progress: bool = True):
+def train_with(base: str, model, hp: TrainedHParams, build, update_fn, data: str, out, progress: bool = True):
+    """Train editor `base`'s network on `data` (cf|zsre|wikitext with :PATH) into `out` (resumable)."""
     inners = hypernet.inner_params(model, hp.n_blocks)
     net = build(model, hp, inners)
     schedule = hypertrain.Schedule(hp.steps, hp.batch, hp.val_every, hp.val_size, hp.patience,
                                    hp.checkpoint_every, hp.seed)
-    return hypertrain.train(model, net, update_fn, params, schedule, data, out, hp.cedit, hp.cloc, hp.lr,
-                            getattr(hp, "lr_lr", None), variant_name(base, data), progress)
+    return hypertrain.train(model, net, update_fn, hp.network_params(), schedule, data, out, hp.cedit, hp.cloc,
+                            hp.lr, getattr(hp, "lr_lr", None), variant_name(base, data), progress)
 
 
 def variant(module, kind: str):

@@ -121,10 +121,13 @@ def capture_factors(model, inners: list[Inner]):
     for inner in inners:
         module = arch.component(model, inner.layer, inner.path)
 
+        def keep_grad(g, name):
+            found[name][1] = g.detach().reshape(-1, g.shape[-1])
+
         def fwd(module, args, output, name=inner.name):
             found[name][0] = args[0].detach().reshape(-1, args[0].shape[-1])
             if output.requires_grad:
-                output.register_hook(lambda g, name=name: found[name].__setitem__(1, g.detach().reshape(-1, g.shape[-1])))
+                output.register_hook(lambda g, name=name: keep_grad(g, name))
 
         handles.append(module.register_forward_hook(fwd))
     factors: dict = {}

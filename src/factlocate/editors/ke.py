@@ -15,43 +15,28 @@ from pathlib import Path
 import torch
 
 from factlocate import arch, tokens
-from factlocate.editors import hyper_editor, hypernet, hypertrain
-from factlocate.editors.base import EditResult, HParams as BaseHParams
+from factlocate.editors import hyper_editor, hypernet
+from factlocate.editors.base import EditResult
 from factlocate.editors.ke_net import KeNet
 
 NAME = "ke"
 
 
 @dataclass
-class HParams(BaseHParams):
+class HParams(hyper_editor.TrainedHParams):
     EDITOR = NAME
+    NETWORK = ("hidden", "lstm_hidden", "condition", "max_scale")
 
-    data: str = "wikitext"  # what the network is trained on: wikitext, cf or zsre
-    checkpoint: str | None = None  # default: the variant's folder in the cache
-    n_blocks: int = 3
     hidden: int = 128  # each matrix's conditioned network
     lstm_hidden: int = 256
     condition: int = 1024
     max_scale: float = 1.0
-    lr: float = 1e-5  # reference: 1e-5
-    cedit: float = 0.1
-    cloc: float = 1.0
-    steps: int = 1000
-    batch: int = 4
-    val_every: int = 50
-    val_size: int = 20
-    patience: int = 5
-    checkpoint_every: int = 25
-    seed: int = 0
 
     def __post_init__(self):
-        need = self.require
-        need(self.data.partition(":")[0] in hypertrain.DATA_KINDS, f"data must be one of {hypertrain.DATA_KINDS}")
-        for name in ("n_blocks", "hidden", "lstm_hidden", "condition", "steps", "batch", "val_every", "val_size",
-                     "patience", "checkpoint_every"):
-            need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, f"{name} must be >= 1")
-        for name in ("max_scale", "lr"):
-            need(getattr(self, name) > 0, f"{name} must be positive")
+        self.check_training()
+        for name in ("hidden", "lstm_hidden", "condition"):
+            self.require(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, f"{name} must be >= 1")
+        self.require(self.max_scale > 0, "max_scale must be positive")
 
 
 def network(model, hp, inners) -> KeNet:
@@ -73,7 +58,4 @@ def compute_edit(model, requests, hparams: HParams, progress: bool = True, **opt
 
 
 def train(model, hparams: HParams, data: str, out: str | Path, progress: bool = True) -> dict:
-    """Train KE on `data` (cf|zsre|wikitext with :PATH) into `out` (resumable)."""
-    params = {"n_blocks": hparams.n_blocks, "hidden": hparams.hidden, "lstm_hidden": hparams.lstm_hidden,
-              "condition": hparams.condition, "max_scale": hparams.max_scale}
-    return hyper_editor.train_with(NAME, model, hparams, network, updates, params, data, out, progress)
+    return hyper_editor.train_with(NAME, model, hparams, network, updates, data, out, progress)

@@ -329,7 +329,8 @@ def _accumulate(model, layers, corpus, metas, paths, batch_tokens, save_every, p
     def payload(l):
         return {"meta": asdict(metas[l]), "sum": sums[l], "n_tokens": n_tokens, "n_texts": n_texts, "seconds": seconds}
 
-    bar = tqdm(total=budget, initial=n_tokens, unit="tok", desc=f"key stats L{','.join(map(str, layers))}", disable=not progress)
+    bar = tqdm(total=budget, initial=n_tokens, unit="tok", desc=f"key stats L{','.join(map(str, layers))}",
+               disable=not progress)
     last_save = n_texts
     for rows, n_texts in _batches(model, corpus_texts(corpus), budget - n_tokens, batch_tokens, max_len, n_texts):
         start = time.perf_counter()

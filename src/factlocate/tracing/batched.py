@@ -266,7 +266,8 @@ def reuse_verified(model) -> bool:
         answer, high = clean_prediction(model, ids)
         noise = Noise(parse_noise("1.0"), level=1.0)
         prep = Prepared(ids, (1, 3), answer, high, noise, RunSpec(samples=2, seed=0), arch.n_layers(model))
-        grids = [GridSpec("hidden"), GridSpec("attn", window=2), GridSpec("hidden", sever="mlp", noise_draws="reference")]
+        grids = [GridSpec("hidden"), GridSpec("attn", window=2),
+                 GridSpec("hidden", sever="mlp", noise_draws="reference")]
         positions = [len(ids) - 2, len(ids) - 1]
         reused, _ = run_jobs(model, prep, grids, positions, reuse=True)
         plain, _ = run_jobs(model, prep, grids, positions, reuse=False)

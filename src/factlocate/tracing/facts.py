@@ -107,8 +107,9 @@ def trace_fact(model, fact: dict, spec: FactSetSpec, noise, partners: list[dict]
     case["traces"] = {k: r.to_dict() for k, r in results.items()}
     if spec.sever:
         grid = GridSpec("hidden", spec.window, spec.sever)
-        severed = trace_kinds(model, fact["prompt"], fact["subject"], [grid], dataclasses.replace(spec.run, method="exact"),
-                              noise=noise, token_range="subject_last", **swap)[result_key(grid)]
+        exact = dataclasses.replace(spec.run, method="exact")  # severed grids are always exact
+        severed = trace_kinds(model, fact["prompt"], fact["subject"], [grid], exact, noise=noise,
+                              token_range="subject_last", **swap)[result_key(grid)]
         case["severed"] = severed.to_dict()
     return case
 
