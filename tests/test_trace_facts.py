@@ -56,7 +56,7 @@ def test_run_facts_skips_resumes_and_summarises(tiny_gpt2, tmp_path, monkeypatch
     assert set(summary["kinds"]) == {"hidden", "mlp", "attn"}
     assert hidden["ate"] == pytest.approx(hidden["high_score"] - hidden["low_score"])
     assert len(hidden["buckets"]["last_subject"]["aie"]) == 4
-    assert summary["severed"]["sever"] == "mlp"
+    assert list(summary["severed"]["by_kind"]) == ["mlp"]
     csv = (tmp_path / "summary.csv").read_text().splitlines()
     assert csv[0] == "kind,bucket,layer,aie,ci95,mean_score,n_facts"
     assert any(line.startswith("hidden_severed_mlp,last_subject,0,") for line in csv)
@@ -122,11 +122,30 @@ def test_summary_figures(tiny_gpt2, tmp_path):
     from factlocate import plots
 
     facts = _facts_the_model_knows(tiny_gpt2, n_right=2, n_wrong=0)
-    params = FactSetSpec(model="tiny-gpt2", facts="custom", window=2, sever="attn", kinds=("hidden", "mlp"),
+    params = FactSetSpec(model="tiny-gpt2", facts="custom", window=2, sever="mlp,attn", kinds=("hidden", "mlp"),
                          run=RunSpec(samples=2, noise="0.5"))
     summary = run_facts(tiny_gpt2, tmp_path, params, facts=facts, progress=False)
     figs = [plots.average_heatmaps(summary), plots.average_lines(summary), plots.severed_bars(summary)]
     assert all(len(f.data) for f in figs)
+    assert [bar.name for bar in figs[2].data] == ["effect of single state", "with mlp severed", "with attn severed"]
     path = plots.save_html(figs, tmp_path / "summary.html")
     assert path.read_text().count("plotly") > 3
     assert summarize(tmp_path)["n_traced"] == 2
+
+
+def test_runs_saved_with_one_severed_kind_still_resume(tiny_gpt2, tmp_path):
+    """Before `sever` took several kinds, params.json held a string and a case held its one severed result."""
+    facts = _facts_the_model_knows(tiny_gpt2, n_right=2, n_wrong=0)
+    spec = FactSetSpec(model="tiny-gpt2", facts="custom", window=2, sever="mlp", kinds=("hidden",),
+                       run=RunSpec(samples=2, noise="0.5"))
+    new = run_facts(tiny_gpt2, tmp_path, spec, facts=facts, progress=False)
+    params = json.loads((tmp_path / "params.json").read_text())
+    params["spec"]["sever"] = "mlp"
+    (tmp_path / "params.json").write_text(json.dumps(params))
+    for path in (tmp_path / "cases").glob("*.json"):
+        case = json.loads(path.read_text())
+        case["severed"] = case["severed"]["mlp"]
+        path.write_text(json.dumps(case))
+    old = run_facts(tiny_gpt2, tmp_path, spec, facts=facts, progress=False)
+    assert list(old["severed"]["by_kind"]) == ["mlp"]
+    np.testing.assert_allclose(old["severed"]["by_kind"]["mlp"]["aie"], new["severed"]["by_kind"]["mlp"]["aie"])

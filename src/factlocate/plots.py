@@ -33,11 +33,19 @@ def _metric_label(r: TraceResult) -> str:
     return {"prob": f"p({answer})", "logprob": f"log p({answer})", "logit_diff": f"logit diff ({answer})"}[r.metric]
 
 
-def _heatmap(r: TraceResult, showscale: bool = True, colorbar_x: float | None = None) -> go.Heatmap:
+def _under(fig: go.Figure, panel: int, title: str = "") -> dict:
+    """A horizontal colour bar under subplot `panel` (0-based), as wide as it: none overlaps a neighbour."""
+    axis = fig.layout["xaxis" if panel == 0 else f"xaxis{panel + 1}"]
+    lo, hi = axis.domain
+    return dict(orientation="h", x=(lo + hi) / 2, xanchor="center", y=-0.3, yanchor="top", len=(hi - lo) * 0.9,
+                thickness=12, title=dict(text=title, side="top"))
+
+
+def _heatmap(r: TraceResult, showscale: bool = True, colorbar: dict | None = None) -> go.Heatmap:
     return go.Heatmap(
         z=np.asarray(r.scores), x=list(range(r.n_layers)), y=_labels(r),
         colorscale=COLORSCALES.get(r.kind, "Purples"), zmin=r.low_score,
-        colorbar=dict(title=_metric_label(r), x=colorbar_x, len=0.9) if showscale else None,
+        colorbar=(colorbar or dict(title=_metric_label(r), len=0.9)) if showscale else None,
         showscale=showscale,
         hovertemplate=(f"token %{{y}}<br>layer %{{x}}<br>{_metric_label(r)} = %{{z:.4f}}"
                        f"<br>low {r.low_score:.4f}, high {r.high_score:.4f}<extra></extra>"),
@@ -80,7 +88,7 @@ def trace_heatmaps(results: dict[str, TraceResult]) -> go.Figure:
     fig = make_subplots(rows=1, cols=len(kinds), shared_yaxes=True, horizontal_spacing=0.08,
                         subplot_titles=[f"{k}: {TITLES[k]}" if k in TITLES else k for k in kinds])
     for i, k in enumerate(kinds):
-        fig.add_trace(_heatmap(results[k], colorbar_x=(i + 1) / len(kinds) - 0.02), row=1, col=i + 1)
+        fig.add_trace(_heatmap(results[k], colorbar=_under(fig, i, _metric_label(results[k]))), row=1, col=i + 1)
         markers = _exact_markers(results[k], showlegend=i == 0)
         if markers is not None:
             fig.add_trace(markers, row=1, col=i + 1)
@@ -88,9 +96,9 @@ def trace_heatmaps(results: dict[str, TraceResult]) -> go.Figure:
     r = results[kinds[0]]
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(
-        title=f"{r.prompt!r} -> {r.answer!r} ({r.metric} {r.high_score:.3f}; corrupted {r.low_score:.3f}), "
-              f"{r.model}{_method_note(r)}",
-        height=170 + 26 * len(r.positions), width=380 * len(kinds) + 120,
+        title=dict(text=f"{r.prompt!r} -> {r.answer!r}<br><sub>{r.metric} {r.high_score:.3f} clean, "
+                        f"{r.low_score:.3f} corrupted; {r.model}{_method_note(r)}</sub>", font_size=15),
+        height=290 + 26 * len(r.positions), width=380 * len(kinds) + 160, margin=dict(b=140, t=120),
     )
     return fig
 
@@ -106,12 +114,13 @@ def average_heatmaps(summary: dict) -> go.Figure:
         z = np.stack([np.asarray(buckets[b]["aie"]) for b in names])
         fig.add_trace(go.Heatmap(z=z, y=[BUCKET_LABELS[b] for b in names], x=list(range(z.shape[1])),
                                  colorscale=COLORSCALES.get(k, "Purples"),
-                                 colorbar=dict(x=(i + 1) / len(kinds) - 0.02, len=0.9),
+                                 colorbar=_under(fig, i, "AIE"),
                                  hovertemplate="%{y}<br>layer %{x}<br>AIE %{z:.4f}<extra></extra>"),
                       row=1, col=i + 1)
         fig.update_xaxes(title_text="layer", row=1, col=i + 1)
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(title="Average indirect effect of restoring a state", height=380, width=420 * len(kinds) + 160)
+    fig.update_layout(title="Average indirect effect of restoring a state", height=470, width=420 * len(kinds) + 200,
+                      margin=dict(b=140))
     return fig
 
 
@@ -143,15 +152,16 @@ def severed_bars(summary: dict) -> go.Figure:
     """AIE of the hidden state at the last subject token, with and without the severed path (Figure 3)."""
     sev = summary["severed"]
     x = list(range(len(sev["aie_unsevered"])))
-    fig = go.Figure([
-        go.Bar(x=x, y=sev["aie_unsevered"], name="effect of single state",
-               error_y=dict(type="data", array=sev["ci95_unsevered"]), marker_color="#9467bd"),
-        go.Bar(x=x, y=sev["aie_severed"], name=f"with {sev['sever']} severed",
-               error_y=dict(type="data", array=sev["ci95_severed"]),
-               marker_color="#2ca02c" if sev["sever"] == "mlp" else "#d62728"),
-    ])
-    fig.update_layout(barmode="group", title=f"Last subject token, {sev['sever']} severed (n={sev['n']})",
-                      xaxis_title="layer", yaxis_title="AIE", height=380, width=900)
+    bars = [go.Bar(x=x, y=sev["aie_unsevered"], name="effect of single state",
+                   error_y=dict(type="data", array=sev["ci95_unsevered"]), marker_color="#9467bd")]
+    colors = {"mlp": "#2ca02c", "attn": "#d62728"}
+    for kind, v in sev["by_kind"].items():
+        bars.append(go.Bar(x=x, y=v["aie"], name=f"with {kind} severed", error_y=dict(type="data", array=v["ci95"]),
+                           marker_color=colors.get(kind)))
+    severed = " and ".join(f"{k} severed" for k in sev["by_kind"])
+    fig = go.Figure(bars)
+    fig.update_layout(barmode="group", title=f"Last subject token: hidden state alone and with {severed} "
+                      f"(n={sev['n']})", xaxis_title="layer", yaxis_title="AIE", height=380, width=900)
     return fig
 
 

@@ -27,8 +27,9 @@ def register(sub) -> None:
     p.add_argument("--facts", default=None, help="facts JSON (default: the shipped known_1000.json)")
     p.add_argument("--n", type=int, default=None, help="stop after N correctly answered facts (default: all)")
     p.add_argument("--kinds", default="hidden,mlp,attn", help="comma-separated kinds (default all three)")
-    p.add_argument("--sever", choices=["mlp", "attn"], default=None,
-                   help="also trace the hidden state at the last subject token with this path severed")
+    p.add_argument("--sever", default=None,
+                   help="also trace the hidden state at the last subject token with these paths severed: "
+                        "mlp, attn or mlp,attn (Figure 3)")
     _run_args(p)
     add_ray_args(p)
     p.add_argument("--out", required=True, help="output folder (a rerun resumes)")

@@ -8,6 +8,16 @@ gradient, so Adam leaves it untouched. One forward pass per step runs the rows o
 still optimising, from the z layer up (`forward.control.Inject`), with logits only where a loss
 reads them. Rows do not interact, so the z's equal the one-at-a-time z's up to float rounding:
 the batch only changes how matrix products are blocked.
+
+Two ways run those forwards; both start at block `layer` from its input, computed once:
+
+* `_Whole`: every position of every active row, each step.
+* `_Suffixes`: positions before a row's fact token cannot change (δ is added there and
+  attention is causal), so one no-grad pass keeps their keys and values, and each step runs
+  only positions from the fact token on. Rows are grouped by fact-token position and
+  length (`_groups`); a group runs from its earliest fact token to its longest row and reads
+  the positions before it from the cache (`forward.kv`). It is checked once per loaded model against `_Whole` on the
+  first requests it meets (`suffix_verified`); where it does not match, `_Whole` runs.
 """
 from __future__ import annotations
 
@@ -16,12 +26,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from factlocate import tokens
+from factlocate import arch, tokens
 from factlocate.editors.target_vector import Batch, TargetResult
-from factlocate.forward import Inject, control
+from factlocate.forward import Capture, Inject, control, kv
 from factlocate.hooks.add_vector import AddVectors
 
 STOP_LOSS = 5e-2
+GROUP_COST = 64  # a forward and backward pass's fixed cost, in positions (measured on CPU with SmolLM2-135M)
 
 
 @dataclass
@@ -59,33 +70,152 @@ def _layout(model, batches: list[Batch]):
     return ids, mask, owner, lookup, reads
 
 
+class _Whole:
+    """Blocks `layer`.. on whole rows: the residual entering `layer` is injected each step."""
+
+    def __init__(self, model, ids, mask, lookup, layer: int, hook: str, add: AddVectors):
+        self.model, self.ids, self.layer, self.hook, self.add = model, ids, layer, hook, add
+        with torch.no_grad():
+            self.prefix = control.run(model, ids, stop_at=layer, mask=mask)
+
+    def logits(self, rows: list[int], read_rows: list[int], read_pos: list[int]) -> torch.Tensor:
+        """Logits at (read_rows[i], read_pos[i]) (global rows and positions) with the active `rows` run."""
+        local = {g: k for k, g in enumerate(rows)}
+        self.add.rows, self.add.shift = rows, 0
+        return control.logits_at(self.model, self.ids[rows], [local[r] for r in read_rows], read_pos,
+                                 hooks=[(self.hook, self.add)], inject=Inject(self.layer, self.prefix[rows]))
+
+
+def _groups(lookup: list[int], lengths: list[int], group_cost: int = GROUP_COST) -> list[tuple[int, list[int]]]:
+    """(start, rows) groups covering every row once, each running positions start..(its longest row).
+
+    Rows sorted by fact-token position are cut into runs that minimise the positions run
+    (rows x (longest end - first fact token)) plus `group_cost` per group (dynamic programming).
+    """
+    order = sorted(range(len(lookup)), key=lambda r: (lookup[r], lengths[r], r))
+    n = len(order)
+    best, cut = [0.0] + [float("inf")] * n, [0] * (n + 1)
+    for j in range(1, n + 1):
+        end = 0
+        for i in range(j - 1, -1, -1):  # the run order[i:j]
+            end = max(end, lengths[order[i]])
+            cost = best[i] + group_cost + (j - i) * (end - lookup[order[i]])
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups, j = [], n
+    while j > 0:
+        i = cut[j]
+        groups.append((lookup[order[i]], sorted(order[i:j])))
+        j = i
+    return groups[::-1]
+
+
+class CacheIncomplete(RuntimeError):
+    """The cache lacks some positions' keys and values: suffix runs cannot serve these rows."""
+
+
+class _Suffixes:
+    """Blocks `layer`.. on positions from each group's start, positions before it from a KV cache."""
+
+    def __init__(self, model, ids, mask, lookup, layer: int, hook: str, add: AddVectors):
+        self.model, self.ids, self.layer, self.hook, self.add = model, ids, layer, hook, add
+        cache, capture = kv.empty(model), Capture([arch.hook_resid_in(model, layer)])
+        with torch.no_grad():
+            control.run(model, ids, hooks=capture.hooks, past=cache, mask=mask)
+        if not kv.holds_all(cache, ids.shape[1]):  # e.g. a sliding window shorter than the rows
+            raise CacheIncomplete("the forward pass left the KV cache without every position")
+        self.kv = kv.layers(cache)
+        self.resid = capture[arch.hook_resid_in(model, layer)]
+        self.lengths = mask.sum(1).tolist()
+        self.groups = _groups(lookup, self.lengths)
+
+    def _run_group(self, start: int, rows: list[int]) -> torch.Tensor:
+        """The residual after the last block at positions start..end-1 of `rows` (end: their longest row)."""
+        idx = torch.tensor(rows)
+        end = max(self.lengths[r] for r in rows)
+        past = None
+        if start > 0:  # blocks below `layer` run on one placeholder row, so their cache holds one row
+            past = kv.from_layers(self.model, [(k[idx if l >= self.layer else idx[:1], :, :start],
+                                                v[idx if l >= self.layer else idx[:1], :, :start])
+                                               for l, (k, v) in enumerate(self.kv)])
+        self.add.rows, self.add.shift = rows, start
+        inject = Inject(self.layer, self.resid[idx, start:end])
+        return control.run(self.model, self.ids[idx[:1], start:end], hooks=[(self.hook, self.add)],
+                           inject=inject, past=past)
+
+    def logits(self, rows: list[int], read_rows: list[int], read_pos: list[int]) -> torch.Tensor:
+        active = set(rows)
+        parts, order = [], []
+        for start, members in self.groups:
+            members = [r for r in members if r in active]
+            chosen = set(members)
+            wanted = [k for k, r in enumerate(read_rows) if r in chosen]
+            if not wanted:  # no loss reads these rows
+                continue
+            resid = self._run_group(start, members)
+            local = {g: j for j, g in enumerate(members)}
+            at_rows = torch.tensor([local[read_rows[k]] for k in wanted])
+            at_pos = torch.tensor([read_pos[k] - start for k in wanted])
+            parts.append(control.unembed(self.model, resid[at_rows, at_pos]))
+            order += wanted
+        logits = torch.cat(parts)
+        return logits[torch.argsort(torch.tensor(order)).to(logits.device)]
+
+
+def suffix_verified(model, ids, mask, lookup, layer: int, hook: str, n_vectors: int, owner: list[int]) -> bool:
+    """Whether `_Suffixes` gives `_Whole`'s logits on these rows, with a random δ per request (checked once)."""
+    def probe():
+        reads = list(range(len(lookup)))
+        positions = [max(lookup[r], min(n - 1, lookup[r] + 2)) for r, n in enumerate(mask.sum(1).tolist())]
+        out = []
+        for way in (_Suffixes, _Whole):
+            gen = torch.Generator().manual_seed(0)
+            vectors = [torch.randn(int(model.cfg.d_model), generator=gen).to(model.cfg.device)
+                       for _ in range(n_vectors)]
+            add = AddVectors([torch.zeros_like(v) for v in vectors], owner, lookup)
+            runner = way(model, ids, mask, lookup, layer, hook, add)
+            runner.logits(reads, reads, positions)  # records each request's v_init
+            add.vectors = [v * 0.5 * f.norm() / v.norm() for v, f in zip(vectors, add.first)]
+            out.append(runner.logits(reads, reads, positions).float().log_softmax(-1))
+        return out[0], out[1]
+
+    return kv.verified(model, "target optimisation", probe)
+
+
 def optimise_many(model, batches: list[Batch], hook: str, layer: int, v_num_grad_steps: int = 25,
                   v_lr: float = 0.5, v_weight_decay: float = 0.5, clamp_norm_factor: float = 0.75,
-                  kl_factor: float = 0.0625) -> list[TargetResult]:
-    """One `TargetResult` per batch (request), as `target_vector.optimise(fast=True)` would give each."""
+                  kl_factor: float = 0.0625, reuse: bool | None = None, progress=None) -> list[TargetResult]:
+    """One `TargetResult` per batch (request), as `target_vector.optimise(fast=True)` would give each.
+
+    `reuse` forces the KV-cache suffix runs on or off (default: on where `suffix_verified`).
+    `progress(step, losses of request 0)` is called after each step's losses, as in `optimise`.
+    """
     device = model.cfg.device
     ids, mask, owner, lookup, reads = _layout(model, batches)
-    with torch.no_grad():
-        prefix = control.run(model, ids, stop_at=layer, mask=mask)
+    if reuse is None:
+        reuse = suffix_verified(model, ids, mask, lookup, layer, hook, len(batches), owner)
     deltas = [torch.zeros(int(model.cfg.d_model), device=device, requires_grad=True) for _ in batches]
     add = AddVectors(deltas, owner, lookup)
+    runner = None
+    if reuse:
+        try:
+            runner = _Suffixes(model, ids, mask, lookup, layer, hook, add)
+        except CacheIncomplete:
+            pass
+    runner = runner or _Whole(model, ids, mask, lookup, layer, hook, add)
     opt = torch.optim.Adam(deltas, lr=v_lr)
     kl_init: list[torch.Tensor | None] = [None] * len(batches)
     losses: list[list[dict]] = [[] for _ in batches]
     active = list(range(len(batches)))
-    owner_t = torch.tensor(owner)
+    rows_of = [[g for g, o in enumerate(owner) if o == i] for i in range(len(batches))]
     for it in range(v_num_grad_steps):
         opt.zero_grad()
-        selected = torch.cat([torch.nonzero(owner_t == i)[:, 0] for i in active])
-        local = {int(g): k for k, g in enumerate(selected)}
-        add.rows = selected
+        rows = [g for i in active for g in rows_of[i]]
         read_rows, read_pos = [], []
         for i in active:
-            read_rows += [local[r] for r in reads[i].rows + reads[i].kl_rows]
+            read_rows += reads[i].rows + reads[i].kl_rows
             read_pos += reads[i].positions + reads[i].kl_positions
-        logits = control.logits_at(model, ids[selected], read_rows, read_pos, hooks=[(hook, add)],
-                                   inject=Inject(layer, prefix[selected]))
-        logp = logits.float().log_softmax(-1)
+        logp = runner.logits(rows, read_rows, read_pos).float().log_softmax(-1)
         continuing, total, at = [], None, 0
         for i in active:
             r = reads[i]
@@ -103,6 +233,8 @@ def optimise_many(model, batches: list[Batch], hook: str, layer: int, v_num_grad
             loss = nll + kl + weight_decay
             losses[i].append({"nll": nll.item(), "kl": kl.item(), "weight_decay": weight_decay.item(),
                               "loss": loss.item()})
+            if progress is not None and i == 0:
+                progress(it, losses[0][-1])
             if loss.item() < STOP_LOSS or it == v_num_grad_steps - 1:
                 continue  # this request is done: no step, as in the one-at-a-time loop
             continuing.append(i)

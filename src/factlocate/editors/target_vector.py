@@ -15,10 +15,12 @@ iteration, and projecting δ to |δ| ≤ clamp_norm_factor·|v_init| after each 
 v_init is the activation at the fact token of the first prompt (the plain
 prompt when the first template is "{}"), and the result is v_init + δ.
 
-`fast=True` runs the blocks below the hook's layer once (they cannot change),
-injects their output at that layer on every step (`forward.control.Inject`) and
-computes logits only where the loss reads them; `fast=False` runs full forward
-passes with full logits. Both give the same v*, bit for bit on the tiny models.
+`fast=True` is `target_batch.optimise_many` with this one request: the blocks
+below the hook's layer run once (they cannot change), each step runs only the
+positions from the fact token on (the earlier ones' keys and values come from a
+cache, where that is verified) and logits are computed only where the loss reads
+them. `fast=False` runs full forward passes with full logits: the reference the
+fast path is tested against (equal within float rounding).
 """
 from __future__ import annotations
 
@@ -30,7 +32,6 @@ from jaxtyping import Float
 
 from factlocate import tokens
 from factlocate.editors.keys import lookup_position
-from factlocate.forward import Inject, control
 from factlocate.hooks.add_vector import AddVector
 
 
@@ -99,6 +100,11 @@ def optimise(
     progress=None,
 ) -> TargetResult:
     """Optimise δ at `hook`, which must belong to block `layer` (see the module docstring)."""
+    if fast:
+        from factlocate.editors.target_batch import optimise_many
+
+        return optimise_many(model, [batch], hook, layer, v_num_grad_steps, v_lr, v_weight_decay,
+                             clamp_norm_factor, kl_factor, progress=progress)[0]
     device = model.cfg.device
     rows, pos, labels, kl_rows, kl_pos = _read_positions(batch)
     all_rows = torch.tensor(rows + kl_rows, device=device)
@@ -108,20 +114,14 @@ def optimise(
 
     delta = torch.zeros(int(model.cfg.d_model), device=device, requires_grad=True)
     add = AddVector(delta, list(range(len(batch.texts))), batch.lookup)
-    if fast:
-        with torch.no_grad():
-            prefix = Inject(layer, control.run(model, batch.ids, stop_at=layer, mask=batch.mask))
     opt = torch.optim.Adam([delta], lr=v_lr)
     kl_init = None
     losses = []
     for it in range(v_num_grad_steps):
         opt.zero_grad()
-        if fast:
-            logits = control.logits_at(model, batch.ids, all_rows, all_pos, hooks=[(hook, add)], inject=prefix)
-        else:
-            with model.hooks(fwd_hooks=[(hook, add)]):
-                full = model(batch.ids, attention_mask=batch.mask)
-            logits = full[all_rows, all_pos]
+        with model.hooks(fwd_hooks=[(hook, add)]):
+            full = model(batch.ids, attention_mask=batch.mask)
+        logits = full[all_rows, all_pos]
         logp = logits.float().log_softmax(-1)
         token_lp = logp[:n_read].gather(1, labels[:, None])[:, 0].view(batch.n_rewrite, n_t)
         nll = (-token_lp.sum(1) / n_t).mean()

@@ -68,7 +68,7 @@ def run(model, dataset, records, editor: str, layers: list[int], tokens: list[st
     md = _markdown(grid, tokens, layers, editor, len(records))
     write_text(out / "sweep.md", md)
     write_text(out / "sweep.csv", _csv(grid, tokens, layers))
-    write_text(out / "sweep.html", _figure(grid, tokens, layers, editor).to_html(include_plotlyjs=True))
+    write_text(out / "sweep.html", figure(grid, tokens, layers, editor).to_html(include_plotlyjs=True))
     return md
 
 
@@ -84,6 +84,20 @@ def _markdown(grid, tokens, layers, editor, n) -> str:
     return "\n".join(lines)
 
 
+def load_grid(out: str | Path):
+    """(grid, tokens, layers) back from OUT/sweep.csv: grid[metric][(token, layer)] is a value x100 or None."""
+    text = (Path(out) / "sweep.csv").read_text(encoding="utf-8")
+    grid: dict[str, dict[tuple[str, int], float | None]] = {m: {} for m in METRICS}
+    tokens, layers = [], []
+    for row in csv.DictReader(io.StringIO(text)):
+        token, layer = row["token"], int(row["layer"])
+        tokens += [token] if token not in tokens else []
+        layers += [layer] if layer not in layers else []
+        for m in METRICS:
+            grid[m][(token, layer)] = float(row[m]) if row[m] != "" else None
+    return grid, tokens, layers
+
+
 def _csv(grid, tokens, layers) -> str:
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -95,7 +109,8 @@ def _csv(grid, tokens, layers) -> str:
     return buf.getvalue()
 
 
-def _figure(grid, tokens, layers, editor):
+def figure(grid, tokens, layers, editor):
+    """ES, PS, NS and S heatmaps: key-token rule by edited layer."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 

@@ -32,9 +32,10 @@ class AddVector:
 class AddVectors:
     """Many requests' vectors at once: row r of the batch gets `vectors[owner[r]]` at `positions[r]`.
 
-    `rows` (set per forward) says which rows of the full set the activation holds, in order.
-    `first[i]` keeps request i's activation at its first row's position from the first call
-    that includes it, before anything is added (its v_init).
+    `rows` (set per forward) says which rows of the full set the activation holds, in order,
+    and `shift` how many leading positions the forward skipped (it runs positions shift..).
+    `first[i]` keeps request i's activation at its first row's position, from the first call
+    that holds that row, before anything is added (its v_init).
     """
 
     def __init__(self, vectors: list[torch.Tensor], owner, positions):
@@ -42,14 +43,19 @@ class AddVectors:
         self.owner = torch.as_tensor(owner, dtype=torch.long)
         self.positions = torch.as_tensor(positions, dtype=torch.long)
         self.rows = torch.arange(len(self.owner))
+        self.shift = 0
+        self.first_rows = {}
+        for r, i in enumerate(self.owner.tolist()):
+            self.first_rows.setdefault(i, r)
         self.first: list[torch.Tensor | None] = [None] * len(vectors)
 
     def __call__(self, act: Float[torch.Tensor, "batch pos d"], hook=None) -> torch.Tensor:
-        owner, pos = self.owner[self.rows].to(act.device), self.positions[self.rows].to(act.device)
-        local = torch.arange(len(self.rows), device=act.device)
-        for r in range(len(self.rows)):
+        rows = torch.as_tensor(self.rows, dtype=torch.long)
+        owner, pos = self.owner[rows].to(act.device), (self.positions[rows] - self.shift).to(act.device)
+        local = torch.arange(len(rows), device=act.device)
+        for r, g in enumerate(rows.tolist()):
             i = int(owner[r])
-            if self.first[i] is None:
+            if self.first[i] is None and self.first_rows[i] == g:
                 self.first[i] = act[r, pos[r]].detach().clone()
         add = torch.zeros_like(act)
         add[local, pos] = torch.stack(self.vectors).to(act.dtype)[owner]

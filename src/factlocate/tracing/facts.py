@@ -71,7 +71,7 @@ class FactSetSpec:
     model: str
     facts: str
     kinds: tuple[str, ...] = KINDS
-    sever: str | None = None  # also trace the hidden state at the last subject token with this severed
+    sever: tuple[str, ...] = ()  # also trace the hidden state at the last subject token with each of these severed
     window: int = 10
     run: RunSpec = RunSpec()
 
@@ -80,9 +80,13 @@ class FactSetSpec:
         if bad or not self.kinds:
             raise FactlocateError(f"unknown kinds {bad or self.kinds}: use hidden, mlp, attn")
         object.__setattr__(self, "kinds", tuple(self.kinds))
+        sever = self.sever or ()
+        sever = tuple(s.strip() for s in sever.split(",")) if isinstance(sever, str) else tuple(sever)
+        object.__setattr__(self, "sever", sever)
         if isinstance(self.run, dict):
             object.__setattr__(self, "run", RunSpec(**self.run))
-        GridSpec("hidden", self.window, self.sever)  # validates window and sever
+        for kind in sever or (None,):
+            GridSpec("hidden", self.window, kind)  # validates window and sever
 
     def grids(self) -> list[GridSpec]:
         return [GridSpec(k, self.window) for k in self.kinds]
@@ -106,11 +110,11 @@ def trace_fact(model, fact: dict, spec: FactSetSpec, noise, partners: list[dict]
     case["correct_prediction"] = True
     case["traces"] = {k: r.to_dict() for k, r in results.items()}
     if spec.sever:
-        grid = GridSpec("hidden", spec.window, spec.sever)
+        grids = [GridSpec("hidden", spec.window, kind) for kind in spec.sever]
         exact = dataclasses.replace(spec.run, method="exact")  # severed grids are always exact
-        severed = trace_kinds(model, fact["prompt"], fact["subject"], [grid], exact, noise=noise,
-                              token_range="subject_last", **swap)[result_key(grid)]
-        case["severed"] = severed.to_dict()
+        severed = trace_kinds(model, fact["prompt"], fact["subject"], grids, exact, noise=noise,
+                              token_range="subject_last", **swap)
+        case["severed"] = {g.sever: severed[result_key(g)].to_dict() for g in grids}
     return case
 
 
@@ -127,6 +131,9 @@ def _noise(model, spec: FactSetSpec, facts: list[dict], out: Path, pool=None) ->
     saved = out / "params.json"
     if saved.exists():
         old = read_json(saved)
+        sever = (old.get("spec") or {}).get("sever")
+        if sever is None or isinstance(sever, str):  # runs saved when one severed kind was a string
+            old["spec"]["sever"] = [sever] if sever else []
         if old.get("spec") != json.loads(json.dumps(asdict(spec))):
             raise FactlocateError(f"{out} holds a run with other parameters ({old.get('spec')}): use another --out")
         return old["noise"]
@@ -241,6 +248,9 @@ def summarize(out: str | Path, known_ids: list | None = None, n: int | None = No
             cases.append(by_id[i])
             correct += bool(by_id[i].get("correct_prediction"))
     good = [c for c in cases if c.get("correct_prediction")]
+    for c in good:  # cases saved when a run had one severed kind hold its result directly
+        if "scores" in c.get("severed", {}):
+            c["severed"] = {c["severed"]["grid"]["sever"]: c["severed"]}
     summary = {"n_traced": len(good), "n_skipped": len(cases) - len(good), "kinds": {}, "severed": None}
     if not good:
         if write:
@@ -271,14 +281,13 @@ def summarize(out: str | Path, known_ids: list | None = None, n: int | None = No
             "best_last_token_aie": float(np.max(buckets["last"]["aie"])),
         }
     if all("severed" in c for c in good) and "hidden" in good[0]["traces"]:
-        sev = np.stack([np.asarray(c["severed"]["scores"])[0] for c in good])
         base = np.stack([_bucket_rows(TraceResult.from_dict(c["traces"]["hidden"]))["last_subject"][0] for c in good])
         low = np.array([c["traces"]["hidden"]["low_score"] for c in good])
-        summary["severed"] = {
-            "sever": good[0]["severed"]["grid"]["sever"], "n": len(good),
-            "aie_unsevered": base.mean(0) - low.mean(), "ci95_unsevered": _ci(base, len(good)),
-            "aie_severed": sev.mean(0) - low.mean(), "ci95_severed": _ci(sev, len(good)),
-        }
+        summary["severed"] = {"n": len(good), "aie_unsevered": base.mean(0) - low.mean(),
+                              "ci95_unsevered": _ci(base, len(good)), "by_kind": {}}
+        for kind in good[0]["severed"]:
+            sev = np.stack([np.asarray(c["severed"][kind]["scores"])[0] for c in good])
+            summary["severed"]["by_kind"][kind] = {"aie": sev.mean(0) - low.mean(), "ci95": _ci(sev, len(good))}
     if write:
         write_json(out / "summary.json", summary)
         write_text(out / "summary.csv", summary_csv(summary))
@@ -297,8 +306,9 @@ def summary_csv(summary: dict) -> str:
                 w.writerow([kind, b, layer, f"{a:.6f}", f"{c:.6f}", f"{m:.6f}", k["n"]])
     sev = summary.get("severed")
     if sev:
-        for name in ("unsevered", "severed"):
-            for layer, (a, c) in enumerate(zip(sev[f"aie_{name}"], sev[f"ci95_{name}"])):
-                label = f"hidden_{name}" if name == "unsevered" else f"hidden_severed_{sev['sever']}"
+        rows = [("hidden_unsevered", sev["aie_unsevered"], sev["ci95_unsevered"])]
+        rows += [(f"hidden_severed_{kind}", v["aie"], v["ci95"]) for kind, v in sev["by_kind"].items()]
+        for label, aie, ci in rows:
+            for layer, (a, c) in enumerate(zip(aie, ci)):
                 w.writerow([label, "last_subject", layer, f"{a:.6f}", f"{c:.6f}", "", sev["n"]])
     return buf.getvalue()

@@ -1,0 +1,59 @@
+"""`factlocate report`: the paper's figures and tables remade on one model, on one page."""
+from __future__ import annotations
+
+from factlocate.errors import FactlocateError
+
+
+def register(sub) -> None:
+    p = sub.add_parser("report", help="remake the paper's figures and tables on one model: DIR/index.html "
+                                      "(resumable; a rerun only fills what is missing)")
+    p.add_argument("--model", default=None, help="model spec (default gemma-3-270m)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--facts", type=int, default=100, help="known facts for Figures 2 and 3 (default 100)")
+    p.add_argument("--samples", type=int, default=10, help="noise samples per trace (default 10)")
+    p.add_argument("--sweep-cases", type=int, default=10, help="CounterFact cases per sweep cell (default 10)")
+    p.add_argument("--sweep-layers", default=None, help="layers for Figure 5, e.g. 0-29 or 0,3,6 (default every)")
+    p.add_argument("--eval-cases", type=int, default=100, help="cases per editor in Tables 1 and 2 (default 100)")
+    p.add_argument("--no-generation", action="store_true", help="Table 2 without GE (much faster)")
+    p.add_argument("--counterfact", default="counterfact", help="CounterFact spec, as for eval --dataset")
+    p.add_argument("--zsre", default="zsre", help="zsRE spec, as for eval --dataset")
+    p.add_argument("--sequential-dataset", default="counterfact",
+                   help="CounterFact spec with enough records for the sequential runs (1,000 edits)")
+    p.add_argument("--sequential", default=None,
+                   help="sequential runs as editor:edits:batch:log_every,... (default memit:1000:100:1,"
+                        "alphaedit:1000:100:1,rome:200:1:10)")
+    p.set_defaults(func=run_report)
+
+
+def _sequential(text: str | None):
+    if text is None:
+        return None
+    runs = []
+    for item in text.split(","):
+        parts = item.strip().split(":")
+        if len(parts) != 4 or not all(p.isdigit() for p in parts[1:]):
+            raise FactlocateError(f"--sequential takes editor:edits:batch:log_every items, got {item!r}")
+        runs.append((parts[0], *map(int, parts[1:])))
+    return tuple(runs)
+
+
+def run_report(args) -> int:
+    from factlocate import editors
+    from factlocate.cli.common import parse_layers
+    from factlocate.models import DEFAULT_MODEL
+    from factlocate.paper import ReportSettings, build
+
+    options = dict(model=args.model or DEFAULT_MODEL, facts=args.facts, samples=args.samples,
+                   sweep_cases=args.sweep_cases, eval_cases=args.eval_cases, generation=not args.no_generation,
+                   counterfact=args.counterfact, zsre=args.zsre, sequential_dataset=args.sequential_dataset)
+    if args.sweep_layers:
+        options["sweep_layers"] = tuple(parse_layers(args.sweep_layers))
+    runs = _sequential(args.sequential)
+    if runs is not None:
+        options["sequential"] = runs
+    settings = ReportSettings(**options)
+    for name in {e for e in settings.counterfact_editors + settings.zsre_editors if e != "unedited"}:
+        editors.get(name)  # an unknown editor fails before any work
+    path = build(settings, args.out)
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,71 @@
+"""Run (or resume) every section of the report, then write DIR/index.html from the files alone.
+
+A section is done once `DIR/<folder>/done.json` holds the parameters it ran with; a later
+call with the same parameters neither loads the model nor runs anything for it. Its wall
+time (summed over the calls that did work) is kept in `DIR/<folder>/timing.json`.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from factlocate.io import read_json, write_json, write_text
+from factlocate.paper import page
+from factlocate.paper.sections import COMPUTE_ORDER, SECTIONS, Context, asdict, params_json
+from factlocate.paper.settings import ReportSettings
+
+
+def _done(ctx: Context, section) -> bool:
+    marker = ctx.folder(section.folder) / "done.json"
+    return marker.exists() and read_json(marker).get("params") == params_json(section, ctx.settings)
+
+
+def _seconds(ctx: Context, section) -> float | None:
+    path = ctx.folder(section.folder) / "timing.json"
+    return read_json(path)["seconds"] if path.exists() else None
+
+
+def compute(ctx: Context, log=print) -> list[str]:
+    """Run every section that is not done; return the keys of those that ran."""
+    by_key = {s.key: s for s in SECTIONS}
+    ran = []
+    for key in COMPUTE_ORDER:
+        section = by_key[key]
+        if section.compute is None or _done(ctx, section):
+            continue
+        log(f"factlocate report: {section.title}")
+        start = time.perf_counter()
+        section.compute(ctx)
+        seconds = time.perf_counter() - start + (_seconds(ctx, section) or 0.0)
+        write_json(ctx.folder(section.folder) / "timing.json", {"seconds": seconds})
+        write_json(ctx.folder(section.folder) / "done.json", {"params": params_json(section, ctx.settings)})
+        ran.append(key)
+    return ran
+
+
+def render(ctx: Context) -> str:
+    s = ctx.settings
+    command = f"factlocate report --model {s.model} --out {ctx.out}"
+    intro = (f"The experiments of Meng et al. 2022 (ROME) remade on **{s.model}** with factlocate, each section "
+             f"beside the paper's own numbers for GPT-2 XL and GPT-J. The whole page: `{command}` (resumable: a "
+             "rerun only fills what is missing). Every section gives its settings, the command that makes it "
+             "alone, and its wall time on the machine that ran it.")
+    parts = []
+    for section in SECTIONS:
+        parts.append(dict(key=section.key, title=section.title, settings=section.params(s),
+                          command=section.command(s, ctx.out), seconds=_seconds(ctx, section),
+                          paper=section.paper() if section.paper else None, blocks=section.render(ctx)))
+    return page.page(f"factlocate: the ROME paper on {s.model}", intro, parts)
+
+
+def build(settings: ReportSettings, out: str | Path, progress: bool = True, loader=None, log=print) -> Path:
+    """Compute what is missing and write DIR/index.html; return its path."""
+    from factlocate.models import load_model
+
+    out = Path(out)
+    ctx = Context(settings, out, progress, loader or load_model)
+    write_json(out / "settings.json", asdict(settings))
+    compute(ctx, log)
+    path = out / "index.html"
+    write_text(path, render(ctx))
+    return path

@@ -1,0 +1,53 @@
+"""What a report runs: one dataclass, validated, saved with the report and shown per section."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from factlocate.errors import FactlocateError
+
+CF_EDITORS = ("unedited", "rome", "memit", "alphaedit", "ft", "ft-l", "kn", "mend", "mend-cf", "ke", "ke-cf")
+ZSRE_EDITORS = ("unedited", "rome", "memit", "alphaedit", "ft", "ft-l", "mend", "mend-zsre", "ke", "ke-zsre")
+CURIE_EDITORS = ("rome", "memit", "alphaedit", "ft", "ft-l", "kn", "mend", "mend-cf", "ke", "ke-cf")
+# (editor, edits, batch, batches between measurements)
+SEQUENTIAL = (("memit", 1000, 100, 1), ("alphaedit", 1000, 100, 1), ("rome", 200, 1, 10))
+
+
+@dataclass(frozen=True)
+class ReportSettings:
+    model: str
+    facts: int = 100  # known facts for Figures 2 and 3
+    facts_file: str | None = None  # a known-facts JSON (default: the shipped known_1000.json)
+    samples: int = 10
+    noise: str = "s3"
+    window: int = 10
+    seed: int = 1
+    fig1_prompt: str | None = None  # Figure 1's fact (default: the first fact Figure 2 traced)
+    fig1_subject: str | None = None
+    sweep_editor: str = "rome"
+    sweep_cases: int = 10
+    sweep_layers: tuple[int, ...] | None = None  # None: every layer
+    eval_cases: int = 100
+    generation: bool = True  # GE in Table 2
+    counterfact: str = "counterfact"  # dataset specs, as for `factlocate eval --dataset`
+    zsre: str = "zsre"
+    counterfact_editors: tuple[str, ...] = CF_EDITORS
+    zsre_editors: tuple[str, ...] = ZSRE_EDITORS
+    curie_editors: tuple[str, ...] = CURIE_EDITORS
+    sequential: tuple[tuple[str, int, int, int], ...] = SEQUENTIAL
+    sequential_dataset: str = "counterfact"
+    overrides: dict = field(default_factory=dict)  # {editor: {hyperparameter: value}}, e.g. for tiny models
+
+    def __post_init__(self):
+        for name in ("facts", "samples", "window", "sweep_cases", "eval_cases"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise FactlocateError(f"report: {name} must be a positive integer, got {value!r}")
+        if (self.fig1_prompt is None) != (self.fig1_subject is None):
+            raise FactlocateError("report: give both fig1_prompt and fig1_subject, or neither")
+        for name in ("counterfact_editors", "zsre_editors", "curie_editors", "sequential"):
+            object.__setattr__(self, name, tuple(tuple(x) if isinstance(x, list) else x for x in getattr(self, name)))
+        if self.sweep_layers is not None:
+            object.__setattr__(self, "sweep_layers", tuple(self.sweep_layers))
+        for entry in self.sequential:
+            if len(entry) != 4 or not all(isinstance(v, int) and v >= 1 for v in entry[1:]):
+                raise FactlocateError(f"report: sequential entries are (editor, edits, batch, log_every), got {entry}")

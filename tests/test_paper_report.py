@@ -1,0 +1,82 @@
+"""`factlocate report` on a tiny model: every section on one page, and a second call does no new work."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from importlib import resources
+
+import pytest
+
+from factlocate import predict
+from factlocate.paper import ReportSettings, build, sections
+from factlocate.tracing.facts import load_facts
+
+TINY_ROME = dict(layer=1, v_num_grad_steps=2, stats_tokens=3000, context_template_lengths=[[5, 1]])
+
+
+def _known(model, path, n=2):
+    """Known facts rewritten to the tiny model's own answers, so they count as known."""
+    facts = []
+    for fact in load_facts()[:20]:
+        top = predict(model, fact["prompt"], top_k=1)[0]["token"].strip()
+        if top:
+            facts.append({**fact, "attribute": top})
+        if len(facts) == n:
+            break
+    path.write_text(json.dumps(facts))
+    return str(path)
+
+
+def _data(name):
+    return str(resources.files("factlocate.data").joinpath(name))
+
+
+@pytest.fixture(scope="module")
+def tiny_settings(tiny_dirs, tmp_path_factory):
+    from factlocate import load_model
+
+    model = load_model(tiny_dirs["gpt2"])
+    facts = _known(model, tmp_path_factory.mktemp("facts") / "facts.json")
+    return ReportSettings(
+        model=tiny_dirs["gpt2"], facts=2, facts_file=facts, samples=2, window=2, sweep_cases=1,
+        sweep_layers=(0, 1), eval_cases=2, generation=False,
+        counterfact=f"counterfact:{_data('counterfact_sample.json')}", zsre=f"zsre:{_data('zsre_sample.json')}",
+        counterfact_editors=("unedited", "rome", "ft"), zsre_editors=("unedited", "ft"),
+        curie_editors=("rome", "ft"), sequential=(("rome", 2, 1, 1),),
+        sequential_dataset=f"counterfact:{_data('counterfact_sample.json')}",
+        overrides={"rome": TINY_ROME, "ft": dict(layer=1, num_steps=2)},
+    )
+
+
+def test_report_writes_every_section_and_a_rerun_does_no_work(tiny_settings, tmp_path):
+    logs = []
+    page = build(tiny_settings, tmp_path, progress=False, log=logs.append)
+    html = page.read_text()
+    (Path(os.environ.get("FACTLOCATE_REPORT_COPY", tmp_path)) / "tiny-report.html").write_text(html)
+    for section in sections.SECTIONS:
+        assert f'id="{section.key}"' in html
+        assert section.title in html
+    assert len(logs) == len(sections.COMPUTE_ORDER)  # every section with work ran once
+    assert html.count('class="figure"') == 6 and html.count("<table>") >= 8
+    assert "not run yet" not in html
+    assert "The paper" in html and "89.2" in html  # GPT-2 XL ROME's S beside the tables
+    assert "factlocate trace-facts" in html and "factlocate sweep" in html
+
+    def no_model(spec):
+        raise AssertionError("the second call loaded the model")
+
+    logs.clear()
+    again = build(tiny_settings, tmp_path, progress=False, loader=no_model, log=logs.append)
+    assert logs == []
+    assert again.read_text() == html
+
+
+def test_changed_settings_rerun_only_their_sections(tiny_settings, tmp_path):
+    import dataclasses
+
+    build(tiny_settings, tmp_path, progress=False, log=lambda m: None)
+    logs = []
+    changed = dataclasses.replace(tiny_settings, curie_editors=("ft",))
+    build(changed, tmp_path, progress=False, log=logs.append)
+    assert logs == ["factlocate report: Figure 6: generations after rewriting Pierre Curie's field"]
