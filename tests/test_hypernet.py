@@ -130,3 +130,15 @@ def test_evaluated_records_are_never_trained_on(tiny_gpt2, tmp_path):
     path.write_text(json.dumps([row, {**row, "case_id": 999999}]))
     train, val, notes = hypertrain.examples(tiny_gpt2, f"cf:{path}", tmp_path / "out", 0)
     assert notes["dropped_evaluated"] == 1 and len(train) + len(val) == 1
+
+
+def test_wikitext_examples_are_cached_per_model_and_shared(tiny_gpt2, tmp_path, monkeypatch):
+    from factlocate.editors import hypertrain
+
+    text = "\n".join(" ".join(f"word{i}x{j}" for j in range(45)) for i in range(8))
+    path = tmp_path / "wiki.txt"
+    path.write_text(text)
+    first = hypertrain._wikitext(tiny_gpt2, path, 3, seed=0)
+    assert len(first) == 3 and all(ex.prompt and ex.target for ex in first)
+    monkeypatch.setattr(hypertrain, "_sample_wikitext", lambda *a: pytest.fail("sampled again"))
+    assert hypertrain._wikitext(tiny_gpt2, path, 3, seed=0) == first  # e.g. KE after MEND

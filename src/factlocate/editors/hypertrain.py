@@ -25,6 +25,7 @@ and training stops after `patience` validations without improvement. DIR/log.jso
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -76,12 +77,29 @@ def _from_zsre(raws: list) -> tuple[list[hypernet.Example], int]:
 
 
 def _wikitext(model, path: Path, n: int, seed: int) -> list[hypernet.Example]:
-    """Passages of WikiText cut to 10-30 tokens (seeded), each with the model's sampled 10-token continuation."""
+    """Passages of WikiText cut to 10-30 tokens (seeded), each with the model's sampled 10-token continuation.
+
+    The examples depend only on the model, the file, `n` and `seed`, so they are cached per model
+    (`cache_dir()/hypernet-data/`) and MEND and KE trained on WikiText share them.
+    """
+    from factlocate.models import cache_dir
+
+    text = path.read_text(encoding="utf-8")
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    cached = cache_dir() / "hypernet-data" / f"{identity(model).key}_wikitext-{digest}_n{n}_seed{seed}.json"
+    if cached.exists():
+        return [hypernet.Example(**x) for x in read_json(cached)]
+    out = _sample_wikitext(model, text, n, seed)
+    write_json(cached, [asdict(x) for x in out])
+    return out
+
+
+def _sample_wikitext(model, text: str, n: int, seed: int) -> list[hypernet.Example]:
     from factlocate import tokens
-    from factlocate.editors.key_stats import _lines
+    from factlocate.editors.key_stats import text_lines
     from factlocate.generate import generate
 
-    lines = [x for x in _lines(path.read_text(encoding="utf-8").splitlines()) if len(x.split()) > 40]
+    lines = [x for x in text_lines(text.splitlines()) if len(x.split()) > 40]
     rs = np.random.RandomState(seed)
     picks = rs.permutation(len(lines))[: 2 * n]
     out = []

@@ -53,7 +53,7 @@ def _detokenize(line: str) -> str:
     return line.replace(" n't", "n't").strip()
 
 
-def _lines(lines) -> list[str]:
+def text_lines(lines) -> list[str]:
     """Non-empty lines that are not WikiText headings (" = Title = ")."""
     out = []
     for line in lines:
@@ -72,7 +72,7 @@ def _read_file(path: Path) -> list[str]:
         return [r["text"] if isinstance(r, dict) else str(r) for r in rows]
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as f:
-        return _lines(f)
+        return text_lines(f)
 
 
 def _hf_texts(name: str):
@@ -98,7 +98,7 @@ def corpus_texts(corpus: str = DEFAULT_CORPUS):
     """An iterable of texts for a corpus name or path (see the module docstring)."""
     if corpus == DEFAULT_CORPUS:
         with resources.files("factlocate.data").joinpath("wikitext2-raw-test.txt.gz").open("rb") as f:
-            return _lines(gzip.decompress(f.read()).decode("utf-8").splitlines())
+            return text_lines(gzip.decompress(f.read()).decode("utf-8").splitlines())
     if corpus.startswith("hf:"):
         return (t for t in _hf_texts(corpus[3:]) if t and t.strip())
     path = Path(corpus).expanduser()
