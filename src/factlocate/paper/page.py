@@ -78,7 +78,7 @@ def block(b, div_id: str) -> str:
 
 
 def page(title: str, intro: str, sections: list[dict]) -> str:
-    """sections: {key, title, settings, command, seconds, paper, blocks}."""
+    """The page; each section is {key, title, settings, command, seconds, paper, blocks}."""
     from plotly.offline import get_plotlyjs
 
     nav = " ".join(f'<a href="#{s["key"]}">{html.escape(s["title"].split(":")[0], quote=False)}</a>' for s in sections)

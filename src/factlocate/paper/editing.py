@@ -1,0 +1,205 @@
+"""Report sections on editing: Figure 5 (layer sweep), Tables 1 and 2, Figure 6 (Pierre Curie), sequential editing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from factlocate.errors import FactlocateError
+from factlocate.io import read_json, write_json
+from factlocate.paper import numbers
+from factlocate.paper.context import Context, md_cell, q
+from factlocate.paper.settings import ReportSettings
+
+CURIE = dict(prompt="{} works in the field of", subject="Pierre Curie", target="medicine", true="physics",
+             gen_prompts=("Pierre Curie often collaborated with", "Pierre Curie is best known for"), gen_length=40)
+
+
+# ---------------------------------------------------------------- Figure 5: layer x token sweep
+
+
+def sweep_layers(ctx: Context) -> list[int]:
+    from factlocate import arch
+
+    return list(ctx.settings.sweep_layers or range(arch.n_layers(ctx.model)))
+
+
+def sweep_compute(ctx: Context) -> None:
+    from factlocate import datasets
+    from factlocate.evaluation import sweep
+
+    s = ctx.settings
+    ds = datasets.load(s.counterfact)
+    records = ds.select(0, s.sweep_cases)
+    sweep.run(ctx.model, ds, records, s.sweep_editor, sweep_layers(ctx), None, ctx.folder("sweep"),
+              s.overrides.get(s.sweep_editor, {}), progress=ctx.progress)
+
+
+def config_layer(s: ReportSettings) -> str:
+    from factlocate import editors
+
+    try:
+        hp = editors.get(s.sweep_editor).HParams.load(s.model)
+    except FactlocateError as e:
+        return f"n/a ({e})"
+    return str(getattr(hp, "layer", None) if hasattr(hp, "layer") else getattr(hp, "layers", None))
+
+
+def sweep_render(ctx: Context) -> list:
+    from factlocate.evaluation import sweep
+
+    s = ctx.settings
+    grid, tokens, layers = sweep.load_grid(ctx.folder("sweep"))
+    rows = ["| layer | ES | PS | NS | S |", "|---:|---:|---:|---:|---:|"]
+    for layer in layers:
+        vals = [grid[m].get(("subject_last", layer)) for m in sweep.METRICS]
+        rows.append(f"| {layer} | " + " | ".join("n/a" if v is None else f"{v:.1f}" for v in vals) + " |")
+    scored = [(grid["S"][("subject_last", l)], l) for l in layers if grid["S"].get(("subject_last", l)) is not None]
+    best = max(scored)[1] if scored else None
+    text = (f"{s.sweep_editor} at the last subject token, {s.sweep_cases} CounterFact cases (x100; S is the "
+            f"harmonic mean of ES, PS and NS). Best layer by S: **{best}**; the shipped config edits layer "
+            f"{config_layer(s)}.")
+    return [text, "\n".join(rows), sweep.figure(grid, tokens, layers, s.sweep_editor)]
+
+
+def sweep_command(s: ReportSettings, out: Path) -> str:
+    layers = f" --layer {','.join(map(str, s.sweep_layers))}" if s.sweep_layers else ""
+    return (f"factlocate sweep --editor {s.sweep_editor} --model {s.model} --dataset {s.counterfact} "
+            f"--n {s.sweep_cases}{layers} --out {out}/sweep")
+
+
+# ---------------------------------------------------------------- Tables 1 and 2
+
+
+def eval_compute(ctx: Context, folder: str, dataset: str, names: tuple[str, ...], generation: bool) -> None:
+    from factlocate import datasets
+    from factlocate.evaluation import runner
+
+    s = ctx.settings
+    ds = datasets.load(dataset)
+    records = ds.select(0, s.eval_cases)
+    params = runner.EvalParams(generation=generation and ds.kind == "counterfact")
+    skipped = {}
+    for name in names:
+        try:
+            runner.run(ctx.model, ds, records, name, ctx.folder(folder), params, s.overrides.get(name, {}), None,
+                       progress=ctx.progress)
+        except FactlocateError as e:
+            skipped[name] = str(e)
+    write_json(ctx.folder(folder) / "skipped.json", skipped)
+
+
+def eval_render(ctx: Context, folder: str) -> list:
+    from factlocate.evaluation import report
+
+    md = report.write_summary(ctx.folder(folder), figures=False)
+    skipped = read_json(ctx.folder(folder) / "skipped.json") if (ctx.folder(folder) / "skipped.json").exists() else {}
+    blocks = ["\n".join(line for line in md.splitlines() if not line.startswith("#"))]
+    if skipped:
+        blocks.append("Not run: " + "; ".join(f"{k} ({md_cell(v)})" for k, v in skipped.items()))
+    return blocks
+
+
+def eval_command(s: ReportSettings, out: Path, folder: str, dataset: str, names, generation: bool) -> str:
+    flags = "" if generation else " --no-generation"
+    return (f"factlocate eval --dataset {dataset} --editor {','.join(names)} --model {s.model} --n {s.eval_cases}"
+            f"{flags} --out {out}/{folder}")
+
+
+def table2_paper() -> str:
+    return "\n\n".join(numbers.table(numbers.TABLE2_COLUMNS, rows, name) for name, rows in numbers.TABLE2.items())
+
+
+def table1_paper() -> str:
+    return "\n\n".join(numbers.table(numbers.TABLE1_COLUMNS, rows, name) for name, rows in numbers.TABLE1.items())
+
+
+# ---------------------------------------------------------------- Figure 6: Pierre Curie
+
+
+def curie_compute(ctx: Context) -> None:
+    from factlocate.editors.base import EditRequest
+    from factlocate.evaluation import runner
+    from factlocate.generate import generate
+    from factlocate.identity import identity
+
+    s, folder, model = ctx.settings, ctx.folder("curie"), ctx.model
+    prompts, length = list(CURIE["gen_prompts"]), CURIE["gen_length"]
+    if not (folder / "unedited.json").exists():
+        write_json(folder / "unedited.json", {"editor": "unedited", "generations": generate(
+            model, prompts, max_length=length, seed=s.seed)})
+    request = EditRequest(CURIE["prompt"], CURIE["subject"], CURIE["target"], target_true=CURIE["true"])
+    skipped = {}
+    for name in s.curie_editors:
+        if (folder / f"{name}.json").exists():
+            continue
+        try:
+            module, hp = runner.editor_and_hparams(name, identity(model).spec, s.overrides.get(name, {}))
+            torch.manual_seed(s.seed)
+            result = module.compute_edit(model, [request], hp, progress=False)
+        except FactlocateError as e:
+            skipped[name] = str(e)
+            continue
+        with result.applied(model):
+            after = generate(model, prompts, max_length=length, seed=s.seed)
+        write_json(folder / f"{name}.json", {"editor": name, "generations": after,
+                                             "probs_after": result.probs_after, "hparams": result.hparams})
+    write_json(folder / "skipped.json", skipped)
+
+
+def curie_render(ctx: Context) -> list:
+    folder = ctx.folder("curie")
+    names = ["unedited", *ctx.settings.curie_editors]
+    prompts = CURIE["gen_prompts"]
+    rows = ["| editor | p(medicine) after | " + " | ".join(md_cell(p) for p in prompts) + " |",
+            "|---|---:|" + "---|" * len(prompts)]
+    for name in names:
+        path = folder / f"{name}.json"
+        if not path.exists():
+            continue
+        run = read_json(path)
+        p = (run.get("probs_after") or [{}])[0].get("new")
+        rows.append(f"| {name} | {'' if p is None else f'{p:.3f}'} | " +
+                    " | ".join(md_cell(g) for g in run["generations"]) + " |")
+    skipped = read_json(folder / "skipped.json") if (folder / "skipped.json").exists() else {}
+    blocks = [f"Rewrite: {CURIE['prompt'].format(CURIE['subject'])} {CURIE['true']} -> {CURIE['target']}; "
+              f"{CURIE['gen_length']} tokens sampled (top-k 5, seed {ctx.settings.seed}).", "\n".join(rows)]
+    if skipped:
+        blocks.append("Not run: " + "; ".join(f"{k} ({md_cell(v)})" for k, v in skipped.items()))
+    return blocks
+
+
+def curie_command(s: ReportSettings, out: Path) -> str:
+    gens = " ".join(f"--gen-prompt {q(p)}" for p in CURIE["gen_prompts"])
+    return (f"factlocate edit --editor EDITOR --model {s.model} --subject {q(CURIE['subject'])} "
+            f"--prompt {q(CURIE['prompt'])} --target {CURIE['target']} --target-true {CURIE['true']} --generate "
+            f"--gen-length {CURIE['gen_length']} {gens} --seed {s.seed}")
+
+
+# ---------------------------------------------------------------- sequential editing
+
+
+def sequential_compute(ctx: Context) -> None:
+    from factlocate import datasets
+    from factlocate.evaluation import sequential
+
+    s = ctx.settings
+    ds = datasets.load(s.sequential_dataset)
+    for editor, edits, batch, log_every in s.sequential:
+        params = sequential.SequentialParams(edits=edits, batch=batch, log_every=log_every)
+        sequential.run(ctx.model, ds, ds.records, editor, ctx.folder("sequential"), params,
+                       s.overrides.get(editor, {}), progress=ctx.progress)
+
+
+def sequential_render(ctx: Context) -> list:
+    from factlocate.evaluation import sequential
+
+    md = sequential.write_report(ctx.folder("sequential"))
+    return ["\n".join(line for line in md.splitlines() if not line.startswith("#")),
+            sequential.curves(sequential.load_runs(ctx.folder("sequential")))]
+
+
+def sequential_command(s: ReportSettings, out: Path) -> str:
+    return "\n".join(f"factlocate eval --sequential --editor {e} --edits {n} --batch {b} --log-every {k} "
+                     f"--model {s.model} --dataset {s.sequential_dataset} --out {out}/sequential"
+                     for e, n, b, k in s.sequential)
