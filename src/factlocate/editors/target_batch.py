@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from factlocate import arch, tokens
-from factlocate.editors.target_vector import Batch, TargetResult
+from factlocate.editors.target_vector import Batch, TargetResult, read_positions
 from factlocate.forward import Capture, Inject, control, kv
 from factlocate.hooks.add_vector import AddVectors
 
@@ -56,16 +56,9 @@ def _layout(model, batches: list[Batch]):
         texts += b.texts
         owner += [i] * len(b.texts)
         lookup += b.lookup
-        n_t = len(b.target_ids)
-        rows, pos, labels = [], [], []
-        for r in range(b.n_rewrite):
-            ex_len = int(b.mask[r].sum())
-            for j in range(n_t):
-                rows.append(offset + r)
-                pos.append(ex_len - n_t + j)
-                labels.append(b.target_ids[j])
-        kl_rows = list(range(offset + b.n_rewrite, offset + len(b.texts)))
-        reads.append(_Reads(rows, pos, labels, b.n_rewrite, n_t, kl_rows, [lookup[k] for k in kl_rows]))
+        rows, pos, labels, kl_rows, kl_pos = read_positions(b)  # rows local to this request
+        reads.append(_Reads([offset + r for r in rows], pos, labels, b.n_rewrite, len(b.target_ids),
+                            [offset + r for r in kl_rows], kl_pos))
     ids, mask = tokens.batch(model, [tokens.encode(model, t) for t in texts])
     return ids, mask, owner, lookup, reads
 

@@ -71,7 +71,7 @@ class TargetResult:
         return self.v_init + self.delta
 
 
-def _read_positions(batch: Batch):
+def read_positions(batch: Batch):
     """(rows, positions, labels) of the target tokens, then (rows, positions) of the essence prompts."""
     n_t = len(batch.target_ids)
     rows, pos, labels = [], [], []
@@ -106,7 +106,7 @@ def optimise(
         return optimise_many(model, [batch], hook, layer, v_num_grad_steps, v_lr, v_weight_decay,
                              clamp_norm_factor, kl_factor, progress=progress)[0]
     device = model.cfg.device
-    rows, pos, labels, kl_rows, kl_pos = _read_positions(batch)
+    rows, pos, labels, kl_rows, kl_pos = read_positions(batch)
     all_rows = torch.tensor(rows + kl_rows, device=device)
     all_pos = torch.tensor(pos + kl_pos, device=device)
     labels = torch.tensor(labels, device=device)

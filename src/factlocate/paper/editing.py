@@ -89,15 +89,19 @@ def eval_compute(ctx: Context, folder: str, dataset: str, names: tuple[str, ...]
     write_json(ctx.folder(folder) / "skipped.json", skipped)
 
 
+def not_run(folder: Path) -> list[str]:
+    """A line naming the editors a section could not run (from its skipped.json), or nothing."""
+    path = folder / "skipped.json"
+    skipped = read_json(path) if path.exists() else {}
+    return ["Not run: " + "; ".join(f"{k} ({md_cell(v)})" for k, v in skipped.items())] if skipped else []
+
+
 def eval_render(ctx: Context, folder: str) -> list:
     from factlocate.evaluation import report
 
     md = report.write_summary(ctx.folder(folder), figures=False)
-    skipped = read_json(ctx.folder(folder) / "skipped.json") if (ctx.folder(folder) / "skipped.json").exists() else {}
     blocks = ["\n".join(line for line in md.splitlines() if not line.startswith("#"))]
-    if skipped:
-        blocks.append("Not run: " + "; ".join(f"{k} ({md_cell(v)})" for k, v in skipped.items()))
-    return blocks
+    return blocks + not_run(ctx.folder(folder))
 
 
 def eval_command(s: ReportSettings, out: Path, folder: str, dataset: str, names, generation: bool) -> str:
@@ -161,12 +165,9 @@ def curie_render(ctx: Context) -> list:
         p = (run.get("probs_after") or [{}])[0].get("new")
         rows.append(f"| {name} | {'' if p is None else f'{p:.3f}'} | " +
                     " | ".join(md_cell(g) for g in run["generations"]) + " |")
-    skipped = read_json(folder / "skipped.json") if (folder / "skipped.json").exists() else {}
     blocks = [f"Rewrite: {CURIE['prompt'].format(CURIE['subject'])} {CURIE['true']} -> {CURIE['target']}; "
               f"{CURIE['gen_length']} tokens sampled (top-k 5, seed {ctx.settings.seed}).", "\n".join(rows)]
-    if skipped:
-        blocks.append("Not run: " + "; ".join(f"{k} ({md_cell(v)})" for k, v in skipped.items()))
-    return blocks
+    return blocks + not_run(folder)
 
 
 def curie_command(s: ReportSettings, out: Path) -> str:
