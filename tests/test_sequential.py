@@ -125,6 +125,19 @@ def test_sequential_run_resumes_to_the_same_deltas_and_restores_weights(tiny_gpt
     assert sorted(a) == sorted(b) and all(torch.equal(a[n], b[n]) for n in a)
     # Every run leaves the model bit-exactly as loaded.
     assert all(torch.equal(arch.hf_parameter(tiny_gpt2, n), w) for n, w in before.items())
+    # The final weights come back from the saved deltas, export as an HF folder, and revert bit-exactly.
+    from transformers import AutoModelForCausalLM
+
+    from factlocate import deltas
+
+    with sequential.final_weights(tiny_gpt2, whole):
+        edited = {n: arch.hf_parameter(tiny_gpt2, n).detach().clone() for n in a}
+        deltas.export(tiny_gpt2, tmp_path / "exported")
+    assert all(torch.equal(edited[n], (before[n].double() + a[n]).to(before[n].dtype)) for n in a)
+    assert all(not torch.equal(edited[n], before[n]) for n in a)
+    assert all(torch.equal(arch.hf_parameter(tiny_gpt2, n), w) for n, w in before.items())
+    hf = dict(AutoModelForCausalLM.from_pretrained(tmp_path / "exported").named_parameters())
+    assert all(torch.equal(hf[n].detach(), edited[n]) for n in a)
     logs = [json.loads(p.read_text()) for p in sorted((whole / "batches").glob("*.json"))]
     assert {log["edits"] for log in logs} == {0, 2, 4}
     assert all(log["perplexity"] > 1 for log in logs)
@@ -150,6 +163,19 @@ def test_sequential_memit_and_rome_and_errors(tiny_gpt2, tmp_path):
     with pytest.raises(FactlocateError, match="different"):
         sequential.run(tiny_gpt2, ds, records, "rome", tmp_path, sequential.SequentialParams(edits=2, batch=2),
                        dict(layer=1), progress=False)
+
+
+def test_sequential_cli_reports_and_exports(tiny_dirs, tmp_path, capsys, monkeypatch):
+    from factlocate.cli import main
+
+    monkeypatch.setenv("FACTLOCATE_OFFLINE", "1")
+    out = tmp_path / "seq"
+    rc = main(["eval", "--sequential", "--editor", "rome", "--model", tiny_dirs["gpt2"], "--edits", "2",
+               "--batch", "1", "--probe-cases", "1", "--no-generation", "--layer", "1", "--set", "v_num_grad_steps=3",
+               "--set", f"stats_tokens={STATS_TOKENS}", "--out", str(out), "--export", str(tmp_path / "edited")])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "| rome | 2 | 1 |" in printed and "exported rome's edited model" in printed
+    assert (tmp_path / "edited" / "config.json").exists() and (out / "curves.html").exists()
 
 
 def test_missing_threshold_is_a_clear_error():

@@ -30,6 +30,9 @@ def register(sub) -> None:
     g.add_argument("--log-every", type=int, default=1, help="batches between measurements")
     g.add_argument("--probe-cases", type=int, default=20, help="cases whose neighbourhood is read after each batch")
     g.add_argument("--gen-cases", type=int, default=20, help="edited cases whose generations give GE at the end")
+    g.add_argument("--export", default=None, metavar="DIR",
+                   help="after the run, save the model with its final deltas as a Hugging Face folder "
+                        "(DIR/<editor> when several editors run)")
     p.add_argument("--overwrite", action="store_true", help="discard earlier results in the editor's folder")
     add_ray_args(p)
     p.add_argument("--no-figures", action="store_true", help="skip distributions.html")
@@ -119,7 +122,9 @@ def run_eval(args) -> int:
 
 
 def _run_sequential(args, names: list[str], overrides: dict) -> int:
-    from factlocate import datasets
+    from pathlib import Path
+
+    from factlocate import datasets, deltas
     from factlocate.evaluation import runner, sequential
     from factlocate.models import DEFAULT_MODEL, load_model
 
@@ -139,7 +144,11 @@ def _run_sequential(args, names: list[str], overrides: dict) -> int:
         runner.editor_and_hparams(name, args.model or DEFAULT_MODEL, overrides, hparams_file=args.hparams)
     model = load_model(args.model)
     for name in names:
-        sequential.run(model, ds, records, name, args.out, params, overrides, args.hparams)
+        folder = sequential.run(model, ds, records, name, args.out, params, overrides, args.hparams)
+        if args.export:
+            with sequential.final_weights(model, folder):
+                where = deltas.export(model, Path(args.export) / name if len(names) > 1 else args.export)
+            print(f"exported {name}'s edited model to {where}")
     print(sequential.write_report(args.out))
     print(f"wrote {args.out}/summary.md, summary.json, curves.html")
     return 0

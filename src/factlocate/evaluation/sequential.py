@@ -25,6 +25,7 @@ weight norm against the number of edits, one line per editor) beside the editor 
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import time
@@ -221,6 +222,20 @@ def _score_final(model, chosen, folder: Path, params: SequentialParams, progress
             gen = cf_metrics.generation_metrics(model, r, params.max_length, 5, params.seed + r.case_id)
             scores["GE"] = gen["ngram_entropy"]
         write_json(cases / f"{r.case_id}.json", {"case_id": r.case_id, "scores": scores})
+
+
+@contextlib.contextmanager
+def final_weights(model, folder: str | Path):
+    """The model with a run's accumulated deltas applied, as the run left them; restored bit for bit after."""
+    state_path = Path(folder) / "state.safetensors"
+    if not state_path.exists():
+        raise FactlocateError(f"{folder} holds no sequential state (state.safetensors)")
+    originals: dict[str, torch.Tensor] = {}
+    _load_state(state_path, model, originals, None)
+    try:
+        yield model
+    finally:
+        restore(model, originals)
 
 
 def final_deltas(folder: str | Path) -> dict[str, torch.Tensor]:
