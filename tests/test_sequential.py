@@ -144,6 +144,9 @@ def test_sequential_run_resumes_to_the_same_deltas_and_restores_weights(tiny_gpt
     assert len(list((whole / "final").glob("*.json"))) == 4
     md = sequential.write_report(tmp_path / "whole")
     assert "alphaedit" in md and (tmp_path / "whole" / "curves.html").exists()
+    lines = md.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("| editor"))
+    assert lines[head].count("|") == lines[head + 1].count("|") == lines[head + 2].count("|")
 
 
 def test_sequential_memit_and_rome_and_errors(tiny_gpt2, tmp_path):

@@ -271,7 +271,7 @@ def write_report(out: str | Path) -> str:
     lines = ["# Sequential editing", "",
              "Final metrics x100 over every edited case, on the weights after the last batch (95% CI).", "",
              "| editor | edits | batch | S | ES | PS | NS | EM | PM | NM | GE | perplexity (start -> end) | "
-             "edit seconds |", "|---|---:|---:|" + "---:|" * 10 + "---:|"]
+             "edit seconds |", "|---|---:|---:|" + "---:|" * 10]
     rows = []
     for run in runs:
         s = summ.summarize(run["final"], "counterfact")
