@@ -142,11 +142,14 @@ def test_sequential_run_resumes_to_the_same_deltas_and_restores_weights(tiny_gpt
     assert {log["edits"] for log in logs} == {0, 2, 4}
     assert all(log["perplexity"] > 1 for log in logs)
     assert len(list((whole / "final").glob("*.json"))) == 4
+    assert len(list((whole / "unedited").glob("*.json"))) == 4
     md = sequential.write_report(tmp_path / "whole")
     assert "alphaedit" in md and (tmp_path / "whole" / "curves.html").exists()
     lines = md.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("| editor"))
     assert lines[head].count("|") == lines[head + 1].count("|") == lines[head + 2].count("|")
+    assert lines[head + 3].startswith("| unedited (alphaedit cases) | 4 |")
+    assert lines[head + 3].count("|") == lines[head].count("|")
 
 
 def test_sequential_memit_and_rome_and_errors(tiny_gpt2, tmp_path):

@@ -19,7 +19,9 @@ this run is skipped (and counted), so no fact is rewritten twice. For each batch
    the next batch, so an interrupted run ends with the same final deltas.
 
 After the last batch every edited case is scored on the final weights (ES, EM, PS, PM, NS,
-NM, S; GE on the first `gen_cases` cases), one resumable file per case under `final/`.
+NM, S; GE on the first `gen_cases` cases), one resumable file per case under `final/`; the
+weights are then restored and the same cases scored unedited (`unedited/`, the reference row,
+cached per model and dataset so that editors on the same cases share it).
 `write_report` puts a summary table and plotly curves (efficacy, specificity, perplexity and
 weight norm against the number of edits, one line per editor) beside the editor folders.
 """
@@ -210,6 +212,7 @@ def run(model, dataset, records: list, editor: str, out: str | Path, params: Seq
         _score_final(model, chosen, folder, params, progress)
     finally:
         restore(model, originals)
+    _score_unedited(model, dataset, chosen, folder, params, progress)
     return folder
 
 
@@ -238,6 +241,28 @@ def final_weights(model, folder: str | Path):
         restore(model, originals)
 
 
+def _score_unedited(model, dataset, chosen, folder: Path, params: SequentialParams, progress: bool) -> None:
+    """The same scores on the unedited weights: the table's reference row (cached per model and dataset).
+
+    GE as in `_score_final` (the first `gen_cases` cases, the same seeds); RS is not part of this protocol.
+    """
+    from factlocate.evaluation.runner import EvalParams, PreCache, evaluate
+
+    cases = folder / "unedited"
+    todo = [r for r in chosen if not (cases / f"{r.case_id}.json").exists()]
+    plain = EvalParams(generation=False)
+    sampled = EvalParams(max_length=params.max_length, top_k=5, seed=params.seed)
+    caches = {p: PreCache(identity(model).key, dataset, p) for p in (plain, sampled)}
+    for r in tqdm(todo, desc="unedited scores", disable=not progress or not todo, leave=False):
+        how = sampled if chosen.index(r) < params.gen_cases and r.generation_prompts else plain
+        pre = caches[how].get(r)
+        if pre is None:
+            pre = evaluate(model, r, how)
+            caches[how].put(r, pre)
+        scores = {k: v for k, v in pre["scores"].items() if k != "RS"}
+        write_json(cases / f"{r.case_id}.json", {"case_id": r.case_id, "scores": scores})
+
+
 def final_deltas(folder: str | Path) -> dict[str, torch.Tensor]:
     """The accumulated deltas of a sequential run (float64), by HF parameter name."""
     from safetensors import safe_open
@@ -258,9 +283,23 @@ def load_runs(out: str | Path) -> list[dict]:
         folder = params_path.parent
         logs = [read_json(p) for p in sorted((folder / "batches").glob("*.json"))]
         logs.sort(key=lambda x: x["edits"])
-        finals = [read_json(p)["scores"] for p in (folder / "final").glob("*.json")]
-        runs.append({"name": folder.name, "params": params, "logs": logs, "final": finals})
+        finals = [read_json(p)["scores"] for p in sorted((folder / "final").glob("*.json"))]
+        unedited = [read_json(p)["scores"] for p in sorted((folder / "unedited").glob("*.json"))]
+        runs.append({"name": folder.name, "params": params, "logs": logs, "final": finals, "unedited": unedited})
     return runs
+
+
+def _baselines(runs: list[dict]) -> list[tuple[str, list[dict], dict | None]]:
+    """One unedited row per distinct set of cases: (label, scores, start log)."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        if run["unedited"] and len(run["unedited"]) == len(run["params"]["case_ids"]):
+            groups.setdefault(tuple(sorted(run["params"]["case_ids"])), []).append(run)
+    out = []
+    for group in groups.values():
+        start = next((x for x in group[0]["logs"] if x["edits"] == 0), None)
+        out.append((f"unedited ({', '.join(r['name'] for r in group)} cases)", group[0]["unedited"], start))
+    return out
 
 
 def write_report(out: str | Path) -> str:
@@ -269,7 +308,8 @@ def write_report(out: str | Path) -> str:
     if not runs:
         raise FactlocateError(f"{out} holds no sequential runs")
     lines = ["# Sequential editing", "",
-             "Final metrics x100 over every edited case, on the weights after the last batch (95% CI).", "",
+             "Final metrics x100 over every edited case, on the weights after the last batch (95% CI); the "
+             "unedited rows score the same cases on the weights as loaded.", "",
              "| editor | edits | batch | S | ES | PS | NS | EM | PM | NM | GE | perplexity (start -> end) | "
              "edit seconds |", "|---|---:|---:|" + "---:|" * 10]
     rows = []
@@ -284,6 +324,13 @@ def write_report(out: str | Path) -> str:
         lines.append(f"| {run['name']} | {len(run['final'])} | {seq['batch']} | " + " | ".join(cells) +
                      f" | {ppl} | {seconds:.0f} |")
         rows.append({"editor": run["name"], "edits": len(run["final"]), "batch": seq["batch"],
+                     **{c: (None if s[c] is None else round(s[c][0], 4)) for c in ("S", "ES", "PS", "NS", "GE")}})
+    for label, scores, start in _baselines(runs):
+        s = summ.summarize(scores, "counterfact")
+        cells = [summ.cell(s[c]) for c in ("S", "ES", "PS", "NS", "EM", "PM", "NM", "GE")]
+        ppl = f"{start['perplexity']:.2f}" if start else "n/a"
+        lines.append(f"| {label} | {len(scores)} | | " + " | ".join(cells) + f" | {ppl} | |")
+        rows.append({"editor": label, "edits": 0, "cases": len(scores), "batch": None,
                      **{c: (None if s[c] is None else round(s[c][0], 4)) for c in ("S", "ES", "PS", "NS", "GE")}})
     md = "\n".join(lines) + "\n"
     write_text(Path(out) / "summary.md", md)
