@@ -25,10 +25,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
 
-from factlocate import arch
-from factlocate import deltas as deltas_mod
 from factlocate.deltas import WeightDelta
 from factlocate.editors import context_templates as ctx
 from factlocate.editors import key_stats, memit
@@ -125,7 +122,7 @@ def _update(k: torch.Tensor, resid: torch.Tensor, p: torch.Tensor, preserved: to
 
 
 def _compute(model, requests, hparams: HParams, templates, state: State | None, progress: bool) -> Computed:
-    layers = check_layers(model, hparams.layers)
+    check_layers(model, hparams.layers)
     timings = {}
     t = time.perf_counter()
     state = state or initial_state(model, hparams, progress)
@@ -136,32 +133,31 @@ def _compute(model, requests, hparams: HParams, templates, state: State | None, 
     t = time.perf_counter()
     zs, z_logs = memit.compute_targets(model, requests, templates, hparams, progress)
     timings["targets"] = time.perf_counter() - t
-    plain = [r.text for r in requests]
-    plain_pos = memit.fact_positions(model, plain, [r.subject for r in requests], hparams.fact_token)
-    deltas: list[WeightDelta] = []
-    norms = []
     t = time.perf_counter()
-    try:
-        for i, layer in enumerate(tqdm(layers, desc="alphaedit layers", disable=not progress, leave=False)):
-            k = memit.layer_keys(model, requests, templates, layer, hparams.fact_token).double()  # [d_mlp, N]
-            cur = memit.residual_at(model, plain, plain_pos, layers[-1]).T.double()  # [d_model, N]
-            resid = (zs.double() - cur) / (len(layers) - i)
-            p, preserved = state.projections[layer].to(k.device), state.preserved[layer].to(k.device)
-            upd = _update(k, resid, p, preserved, hparams.L2)  # [d_mlp, d_model]
-            w = arch.mlp_out_weight(model, layer)
-            delta = WeightDelta(arch.mlp_out_name(model, layer), arch.to_storage(model, upd.to(w.dtype), layer))
-            delta.apply(model)  # the next layer's keys see this layer's edit
-            deltas.append(delta)
-            norms.append({"layer": layer, "resid_norm": float(resid.norm()), "update_norm": float(upd.norm())})
-        # The keys of this batch, read on the edited weights, join the preserved keys.
-        preserved = {}
-        for layer in layers:
-            k = memit.layer_keys(model, requests, templates, layer, hparams.fact_token).double()
-            preserved[layer] = state.preserved[layer] + (k @ k.T).to(state.preserved[layer].device)
-    finally:
-        deltas_mod.revert(model, [d for d in deltas if d.applied])
+    deltas, norms, new_state = write_layers(model, requests, templates, zs, hparams, state, progress)
     timings["layers"] = time.perf_counter() - t
-    new_state = State(state.projections, preserved, dict(state.kept))
     extra = {"templates": templates, "target_losses": z_logs, "layer_norms": norms, "state": new_state,
              "kept_directions": dict(state.kept)}
-    return Computed([WeightDelta(d.name, d.delta) for d in deltas], extra, timings)
+    return Computed(deltas, extra, timings)
+
+
+def write_layers(model, requests, templates, zs: torch.Tensor, hparams: HParams, state: State,
+                 progress: bool = False) -> tuple[list[WeightDelta], list[dict], State]:
+    """The projected updates that write the targets `zs` [d_model, N] (`memit.spread`); the model is left as it
+    was. Returns the deltas, each layer's residual and update norms, and the state for the next batch."""
+
+    def update(layer: int, k: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
+        p, preserved = state.projections[layer].to(k.device), state.preserved[layer].to(k.device)
+        return _update(k, resid, p, preserved, hparams.L2)
+
+    def preserved_after() -> dict[int, torch.Tensor]:
+        """The keys of this batch, read on the edited weights, join the preserved keys."""
+        out = {}
+        for layer in hparams.layers:
+            k = memit.layer_keys(model, requests, templates, layer, hparams.fact_token).double()
+            out[layer] = state.preserved[layer] + (k @ k.T).to(state.preserved[layer].device)
+        return out
+
+    deltas, norms, preserved = memit.spread(model, requests, templates, zs, hparams, update, preserved_after,
+                                            progress)
+    return deltas, norms, State(state.projections, preserved, dict(state.kept))

@@ -142,7 +142,7 @@ def compute_targets(model, requests, templates, hp: HParams, progress: bool = Tr
         bar.update(len(chunk))
     bar.close()
     zs = torch.stack([r.target for r in results], dim=1)
-    return zs, [r.losses[-1] if r.losses else {} for r in results]
+    return zs, [{**r.losses[-1], "steps": len(r.losses)} if r.losses else {} for r in results]
 
 
 def second_moment(model, layer: int, hp: HParams, progress: bool = True) -> torch.Tensor:
@@ -179,26 +179,45 @@ def _compute(model, requests: list[EditRequest], hparams: HParams, templates, pr
     t = time.perf_counter()
     zs, z_logs = compute_targets(model, requests, templates, hparams, progress)
     timings["targets"] = time.perf_counter() - t
-    z_layer = layers[-1]
+    t = time.perf_counter()
+
+    def update(layer: int, k: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
+        cov = second_moment(model, layer, hparams, progress=False).to(k.device)
+        adj_k = torch.linalg.solve(hparams.mom2_update_weight * cov + k @ k.T, k)  # [d_mlp, N]
+        return (resid @ adj_k.T).T
+
+    deltas, norms, _ = spread(model, requests, templates, zs, hparams, update, progress=progress)
+    timings["layers"] = time.perf_counter() - t
+    return Computed(deltas, {"templates": templates, "target_losses": z_logs, "layer_norms": norms}, timings)
+
+
+def spread(model, requests: list[EditRequest], templates: list[str], zs: Float[torch.Tensor, "d_model n"], hparams,
+           update, after=None, progress: bool = False) -> tuple[list[WeightDelta], list[dict], object]:
+    """Write the targets `zs` into `hparams.layers`, lowest layer first, and leave the model as it was.
+
+    At layer i of L the residual (zs − the current output at the last layer) / (L − i) is
+    handed to `update(layer, keys [d_mlp, N], residual [d_model, N])`, which returns ΔWᵀ
+    [d_mlp, d_model] (float64); the delta is applied before the next layer reads its keys.
+    `after()`, if given, runs with every delta applied. Returns the deltas, each layer's
+    residual and update norms, and what `after` returned.
+    """
+    layers = check_layers(model, hparams.layers)
     plain = [r.text for r in requests]
     plain_pos = fact_positions(model, plain, [r.subject for r in requests], hparams.fact_token)
     deltas: list[WeightDelta] = []
     norms = []
-    t = time.perf_counter()
     try:
-        for i, layer in enumerate(tqdm(layers, desc="memit layers", disable=not progress, leave=False)):
+        for i, layer in enumerate(tqdm(layers, desc="layers", disable=not progress, leave=False)):
             k = layer_keys(model, requests, templates, layer, hparams.fact_token).double()  # [d_mlp, N]
-            cur = residual_at(model, plain, plain_pos, z_layer).T.double()  # [d_model, N]
+            cur = residual_at(model, plain, plain_pos, layers[-1]).T.double()  # [d_model, N]
             resid = (zs.double() - cur) / (len(layers) - i)
-            cov = second_moment(model, layer, hparams, progress=False).to(k.device)
-            adj_k = torch.linalg.solve(hparams.mom2_update_weight * cov + k @ k.T, k)  # [d_mlp, N]
-            upd = (resid @ adj_k.T).T  # [d_mlp, d_model]
+            upd = update(layer, k, resid)  # [d_mlp, d_model]
             w = arch.mlp_out_weight(model, layer)
             delta = WeightDelta(arch.mlp_out_name(model, layer), arch.to_storage(model, upd.to(w.dtype), layer))
             delta.apply(model)  # the next layer's keys see this layer's edit
             deltas.append(delta)
             norms.append({"layer": layer, "resid_norm": float(resid.norm()), "update_norm": float(upd.norm())})
+        extra = after() if after is not None else None
     finally:
         deltas_mod.revert(model, [d for d in deltas if d.applied])
-    timings["layers"] = time.perf_counter() - t
-    return Computed(deltas, {"templates": templates, "target_losses": z_logs, "layer_norms": norms}, timings)
+    return [WeightDelta(d.name, d.delta) for d in deltas], norms, extra
