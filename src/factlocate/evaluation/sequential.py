@@ -361,6 +361,8 @@ def curves(runs: list[dict]):
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=run["name"], legendgroup=run["name"],
                                      showlegend=i == 0, line=dict(color=color)), row=1, col=i + 1)
             fig.update_xaxes(title_text="edits", row=1, col=i + 1)
+            if key not in ("perplexity", "norm"):  # rates on one scale, so that a 0.98-1.00 wobble looks like one
+                fig.update_yaxes(range=[0, 1.05], row=1, col=i + 1)
     fig.update_layout(title="Sequential editing: damage as edits accumulate", height=380, width=330 * len(panels))
     return fig
 
