@@ -303,7 +303,7 @@ def _baselines(runs: list[dict]) -> list[tuple[str, list[dict], dict | None]]:
 
 
 def write_report(out: str | Path) -> str:
-    """summary.md / summary.csv and curves.html for every sequential run under `out`."""
+    """summary.md / summary.json and curves.html for every sequential run under `out`."""
     runs = load_runs(out)
     if not runs:
         raise FactlocateError(f"{out} holds no sequential runs")
