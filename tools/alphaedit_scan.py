@@ -24,16 +24,14 @@ import time
 
 
 def _measure(model, records, probe, ppl_rows) -> dict:
-    from factlocate.evaluation.sequential import _success
+    from factlocate.evaluation.sequential import success
     from factlocate.metrics.perplexity import perplexity
 
-    return {"ES": _success(model, records, "rewrite"), "NS": _success(model, probe, "neighborhood"),
+    return {"ES": success(model, records, "rewrite"), "NS": success(model, probe, "neighborhood"),
             "ppl": perplexity(model, ppl_rows)}
 
 
 def main(argv=None) -> int:
-    import torch
-
     from factlocate import datasets, load_model
     from factlocate import deltas as deltas_mod
     from factlocate.editors import alphaedit, context_templates, memit
@@ -74,11 +72,7 @@ def main(argv=None) -> int:
         rows.append(row)
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
 
-    def memit_update(layer, k, resid):
-        cov = memit.second_moment(model, layer, mhp, progress=False).to(k.device)
-        return (resid @ torch.linalg.solve(mhp.mom2_update_weight * cov + k @ k.T, k).T).T
-
-    record("memit", memit.spread(model, requests, templates, zs, mhp, memit_update)[0], {})
+    record("memit", memit.spread(model, requests, templates, zs, mhp, memit.covariance_update(model, mhp))[0], {})
     for threshold in thresholds:
         base = alphaedit.initial_state(model, alphaedit.HParams.load(args.model, {"nullspace_threshold": threshold}),
                                        progress=False)
@@ -86,8 +80,9 @@ def main(argv=None) -> int:
             shp = alphaedit.HParams.load(args.model, {"nullspace_threshold": threshold, "L2": l2})
             deltas, _, _ = alphaedit.write_layers(model, requests, templates, zs, shp, base)
             record("alphaedit", deltas, {"threshold": threshold, "L2": l2, "kept": dict(base.kept)})
-    write_json(args.out, {"command": "python -m tools.alphaedit_scan " + " ".join(sys.argv[1:] if argv is None else argv), "model": args.model,
-                          "dataset": ds.name, "n": len(records), "probe": len(probe), "rows": rows})
+    command = "python -m tools.alphaedit_scan " + " ".join(sys.argv[1:] if argv is None else argv)
+    write_json(args.out, {"command": command, "model": args.model, "dataset": ds.name, "n": len(records),
+                          "probe": len(probe), "rows": rows})
     print(f"wrote {args.out}")
     return 0
 

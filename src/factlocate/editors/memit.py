@@ -180,15 +180,21 @@ def _compute(model, requests: list[EditRequest], hparams: HParams, templates, pr
     zs, z_logs = compute_targets(model, requests, templates, hparams, progress)
     timings["targets"] = time.perf_counter() - t
     t = time.perf_counter()
+    deltas, norms, _ = spread(model, requests, templates, zs, hparams, covariance_update(model, hparams),
+                              progress=progress)
+    timings["layers"] = time.perf_counter() - t
+    return Computed(deltas, {"templates": templates, "target_losses": z_logs, "layer_norms": norms}, timings)
+
+
+def covariance_update(model, hparams):
+    """MEMIT's `update` for `spread`: ΔWᵀ = (λ C₀ + K Kᵀ)⁻¹ K Rᵀ, C₀ the layer's key second moment."""
 
     def update(layer: int, k: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
         cov = second_moment(model, layer, hparams, progress=False).to(k.device)
         adj_k = torch.linalg.solve(hparams.mom2_update_weight * cov + k @ k.T, k)  # [d_mlp, N]
         return (resid @ adj_k.T).T
 
-    deltas, norms, _ = spread(model, requests, templates, zs, hparams, update, progress=progress)
-    timings["layers"] = time.perf_counter() - t
-    return Computed(deltas, {"templates": templates, "target_losses": z_logs, "layer_norms": norms}, timings)
+    return update
 
 
 def spread(model, requests: list[EditRequest], templates: list[str], zs: Float[torch.Tensor, "d_model n"], hparams,

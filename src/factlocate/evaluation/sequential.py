@@ -127,7 +127,7 @@ def restore(model, originals: dict) -> None:
 # ---------------------------------------------------------------- measurements
 
 
-def _success(model, records, group: str) -> float | None:
+def success(model, records, group: str) -> float | None:
     """Mean ES (group rewrite), or NS (group neighborhood) over records, from the shared-prompt scorer."""
     from factlocate import scoring
 
@@ -146,9 +146,9 @@ def _success(model, records, group: str) -> float | None:
 
 def _measure(model, batch_records, first_batch, probe, ppl_rows, originals) -> dict:
     return {
-        "batch_efficacy": _success(model, batch_records, "rewrite"),
-        "first_batch_efficacy": _success(model, first_batch, "rewrite"),
-        "neighbourhood": _success(model, probe, "neighborhood"),
+        "batch_efficacy": success(model, batch_records, "rewrite"),
+        "first_batch_efficacy": success(model, first_batch, "rewrite"),
+        "neighbourhood": success(model, probe, "neighborhood"),
         "perplexity": perplexity(model, ppl_rows),
         "norms": {name: float(arch.hf_parameter(model, name).detach().double().norm()) for name in originals},
     }
