@@ -93,6 +93,21 @@ def test_batched_targets_equal_one_at_a_time_targets(tiny_model):
         torch.testing.assert_close(t.target, alone.target, atol=1e-4, rtol=1e-4)
 
 
+def test_batched_targets_match_one_at_a_time_to_float64_rounding(tiny_dirs):
+    """In float64 (δ, Adam and the losses follow the model's dtype) batching changes z only at rounding level."""
+    from factlocate import load_model
+
+    model = load_model(tiny_dirs["gpt2"], dtype=torch.float64)
+    layer, hook = 2, arch.hook_resid(2)
+    batches = [target_vector.build_batch(model, r.prompt, r.subject, r.target_new, TEMPLATES) for r in REQUESTS]
+    options = dict(v_num_grad_steps=10, v_lr=0.5, v_weight_decay=0.5, clamp_norm_factor=0.75, kl_factor=0.0625)
+    together = target_batch.optimise_many(model, batches, hook, layer, **options)
+    for b, t in zip(batches, together):
+        alone = target_vector.optimise(model, b, hook, layer, **options)
+        assert t.delta.dtype == torch.float64 and len(alone.losses) == len(t.losses)
+        torch.testing.assert_close(t.target, alone.target, atol=1e-9, rtol=0)
+
+
 def _records():
     ds = datasets.load("counterfact", allow_download=False)
     return ds, ds.records

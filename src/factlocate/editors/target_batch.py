@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from factlocate import arch, tokens
-from factlocate.editors.target_vector import Batch, TargetResult, read_positions
+from factlocate.editors.target_vector import Batch, TargetResult, read_positions, work_dtype
 from factlocate.forward import Capture, Inject, control, kv
 from factlocate.hooks.add_vector import AddVectors
 
@@ -187,7 +187,8 @@ def optimise_many(model, batches: list[Batch], hook: str, layer: int, v_num_grad
     ids, mask, owner, lookup, reads = _layout(model, batches)
     if reuse is None:
         reuse = suffix_verified(model, ids, mask, lookup, layer, hook, len(batches), owner)
-    deltas = [torch.zeros(int(model.cfg.d_model), device=device, requires_grad=True) for _ in batches]
+    work = work_dtype(model)
+    deltas = [torch.zeros(int(model.cfg.d_model), device=device, dtype=work, requires_grad=True) for _ in batches]
     add = AddVectors(deltas, owner, lookup)
     runner = None
     if reuse:
@@ -208,7 +209,7 @@ def optimise_many(model, batches: list[Batch], hook: str, layer: int, v_num_grad
         for i in active:
             read_rows += reads[i].rows + reads[i].kl_rows
             read_pos += reads[i].positions + reads[i].kl_positions
-        logp = runner.logits(rows, read_rows, read_pos).float().log_softmax(-1)
+        logp = runner.logits(rows, read_rows, read_pos).to(work).log_softmax(-1)
         continuing, total, at = [], None, 0
         for i in active:
             r = reads[i]

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float
 
-from factlocate import tokens
+from factlocate import arch, tokens
 from factlocate.editors.keys import lookup_position
 from factlocate.hooks.add_vector import AddVector
 
@@ -69,6 +69,11 @@ class TargetResult:
     @property
     def target(self) -> Float[torch.Tensor, "d"]:
         return self.v_init + self.delta
+
+
+def work_dtype(model) -> torch.dtype:
+    """The dtype δ and the losses are kept in: the model's, but never below float32."""
+    return torch.promote_types(next(arch.hf_model(model).parameters()).dtype, torch.float32)
 
 
 def read_positions(batch: Batch):
@@ -112,7 +117,8 @@ def optimise(
     labels = torch.tensor(labels, device=device)
     n_t, n_read = len(batch.target_ids), len(rows)
 
-    delta = torch.zeros(int(model.cfg.d_model), device=device, requires_grad=True)
+    work = work_dtype(model)
+    delta = torch.zeros(int(model.cfg.d_model), device=device, dtype=work, requires_grad=True)
     add = AddVector(delta, list(range(len(batch.texts))), batch.lookup)
     opt = torch.optim.Adam([delta], lr=v_lr)
     kl_init = None
@@ -122,7 +128,7 @@ def optimise(
         with model.hooks(fwd_hooks=[(hook, add)]):
             full = model(batch.ids, attention_mask=batch.mask)
         logits = full[all_rows, all_pos]
-        logp = logits.float().log_softmax(-1)
+        logp = logits.to(work).log_softmax(-1)
         token_lp = logp[:n_read].gather(1, labels[:, None])[:, 0].view(batch.n_rewrite, n_t)
         nll = (-token_lp.sum(1) / n_t).mean()
         kl_logp = logp[n_read:]
