@@ -93,6 +93,23 @@ def test_batched_targets_equal_one_at_a_time_targets(tiny_model):
         torch.testing.assert_close(t.target, alone.target, atol=1e-4, rtol=1e-4)
 
 
+def test_a_request_that_stops_early_keeps_its_target_while_others_go_on(tiny_model, monkeypatch):
+    """A stopped request's δ stays where its loss fell below the stop: batched equals one at a time."""
+    layer, hook = 2, arch.hook_resid(2)
+    batches = [target_vector.build_batch(tiny_model, r.prompt, r.subject, r.target_new, TEMPLATES) for r in REQUESTS]
+    options = dict(v_num_grad_steps=12, v_lr=0.5, v_weight_decay=0.5, clamp_norm_factor=4.0, kl_factor=0.0625)
+    monkeypatch.setattr(target_batch, "STOP_LOSS", float("-inf"))
+    free = target_batch.optimise_many(tiny_model, batches, hook, layer, **options)
+    # A stop level that request 0 crosses at its fourth loss, before the others finish.
+    monkeypatch.setattr(target_batch, "STOP_LOSS", free[0].losses[3]["loss"] + 1e-6)
+    together = target_batch.optimise_many(tiny_model, batches, hook, layer, **options)
+    assert len(together[0].losses) == 4 < max(len(t.losses) for t in together)
+    for b, t in zip(batches, together):
+        alone = target_vector.optimise(tiny_model, b, hook, layer, **options)
+        assert len(alone.losses) == len(t.losses)
+        torch.testing.assert_close(t.target, alone.target, atol=1e-4, rtol=1e-4)
+
+
 def test_batched_targets_match_one_at_a_time_to_float64_rounding(tiny_dirs):
     """In float64 (δ, Adam and the losses follow the model's dtype) batching changes z only at rounding level."""
     from factlocate import load_model

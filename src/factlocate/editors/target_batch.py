@@ -236,8 +236,12 @@ def optimise_many(model, batches: list[Batch], hook: str, layer: int, v_num_grad
         if not continuing:
             break
         total.backward()
-        for i in set(active) - set(continuing):
-            deltas[i].grad = None  # Adam steps only tensors with a gradient
+        stepping = set(continuing)
+        for i in range(len(deltas)):
+            if i not in stepping:
+                # Every δ is in the graph (the hook stacks them all), so a stopped request's δ gets a zero
+                # gradient, and Adam would keep moving it on its momentum. Adam skips tensors without one.
+                deltas[i].grad = None
         opt.step()
         for i in continuing:
             max_norm = clamp_norm_factor * add.first[i].norm()
