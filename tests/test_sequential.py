@@ -184,12 +184,17 @@ def test_sequential_run_resumes_to_the_same_deltas_and_restores_weights(tiny_gpt
     assert lines[head + 3].count("|") == lines[head].count("|")
 
 
-def test_sequential_memit_and_rome_and_errors(tiny_gpt2, tmp_path):
+def test_sequential_memit_and_rome_and_errors(tiny_gpt2, tmp_path, monkeypatch):
+    from factlocate.editors import context_templates as ct
+
     ds, records = _records()
     params = sequential.SequentialParams(edits=2, batch=1, probe_cases=1, ppl_tokens=100, gen_cases=0, log_every=2)
+    made, real = [], ct.context_templates
+    monkeypatch.setattr(ct, "context_templates", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
     sequential.run(tiny_gpt2, ds, records, "rome", tmp_path, params,
                    dict(layer=1, v_num_grad_steps=3, stats_tokens=STATS_TOKENS, context_template_lengths=[[5, 1]]),
                    progress=False)
+    assert len(made) == 1  # templates come from the unedited weights, once, for both edits
     sequential.run(tiny_gpt2, ds, records, "memit", tmp_path, params,
                    dict(layers=[1, 2], v_num_grad_steps=3, stats_tokens=STATS_TOKENS, context_template_lengths=[[5, 1]]),
                    progress=False)

@@ -6,7 +6,9 @@ Records are taken in file order; a record whose subject and relation were alread
 this run is skipped (and counted), so no fact is rewritten twice. For each batch:
 
 1. the editor computes its deltas on the current weights (AlphaEdit also gets its running
-   state: the null-space projections and the keys of every earlier batch);
+   state: the null-space projections and the keys of every earlier batch). Context templates
+   are generated once, from the unedited weights, and serve every batch, as in the reference
+   ROME/MEMIT/AlphaEdit code (which caches them for the process);
 2. the deltas stay applied;
 3. every `log_every` batches (and after the last) the run records, in `batches/<k>.json`:
    the efficacy of that batch (ES on its rewrite prompts), the efficacy kept on the first
@@ -173,7 +175,13 @@ def run(model, dataset, records: list, editor: str, out: str | Path, params: Seq
         "sequential": dataclasses.asdict(params), "case_ids": [r.case_id for r in chosen],
         "skipped_repeats": skipped,
     }, overwrite=False)
-    takes_state = "state" in inspect.signature(module.compute_edit).parameters
+    accepted = inspect.signature(module.compute_edit).parameters
+    takes_state = "state" in accepted
+    fixed = {}
+    if "templates" in accepted and getattr(hparams, "context_template_lengths", None) is not None:
+        from factlocate.editors.context_templates import context_templates
+
+        fixed["templates"] = context_templates(model, hparams.context_template_lengths, hparams.seed)
     state_cls = getattr(module, "State", None) if takes_state else None
     batches = [chosen[i : i + params.batch] for i in range(0, len(chosen), params.batch)]
     originals: dict[str, torch.Tensor] = {}
@@ -188,7 +196,7 @@ def run(model, dataset, records: list, editor: str, out: str | Path, params: Seq
         bar = tqdm(total=len(batches), initial=done, desc=f"{editor} sequential", unit="batch", disable=not progress)
         for k in range(done, len(batches)):
             start = time.perf_counter()
-            options = {"state": editor_state} if takes_state and editor_state is not None else {}
+            options = {**fixed, **({"state": editor_state} if takes_state and editor_state is not None else {})}
             result = module.compute_edit(model, [r.request() for r in batches[k]], hparams, progress=False, **options)
             with torch.no_grad():
                 for d in result.deltas:
