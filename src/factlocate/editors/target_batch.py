@@ -27,11 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from factlocate import arch, tokens
-from factlocate.editors.target_vector import Batch, TargetResult, read_positions, work_dtype
+from factlocate.editors.target_vector import STOP_LOSS, Batch, TargetResult, read_positions, work_dtype
 from factlocate.forward import Capture, Inject, control, kv
 from factlocate.hooks.add_vector import AddVectors
 
-STOP_LOSS = 5e-2
 GROUP_COST = 64  # a forward and backward pass's fixed cost, in positions (measured on CPU with SmolLM2-135M)
 
 

@@ -71,6 +71,9 @@ class TargetResult:
         return self.v_init + self.delta
 
 
+STOP_LOSS = 5e-2  # a request's optimisation stops once its loss is below this (the reference code's value)
+
+
 def work_dtype(model) -> torch.dtype:
     """The dtype δ and the losses are kept in: the model's, but never below float32."""
     return torch.promote_types(next(arch.hf_model(model).parameters()).dtype, torch.float32)
@@ -141,7 +144,7 @@ def optimise(
         losses.append({"nll": nll.item(), "kl": kl.item(), "weight_decay": weight_decay.item(), "loss": loss.item()})
         if progress is not None:
             progress(it, losses[-1])
-        if loss.item() < 5e-2 or it == v_num_grad_steps - 1:
+        if loss.item() < STOP_LOSS or it == v_num_grad_steps - 1:
             break
         loss.backward()
         opt.step()
