@@ -182,6 +182,10 @@ def test_sequential_run_resumes_to_the_same_deltas_and_restores_weights(tiny_gpt
     assert lines[head].count("|") == lines[head + 1].count("|") == lines[head + 2].count("|")
     assert lines[head + 3].startswith("| unedited (alphaedit cases) | 4 |")
     assert lines[head + 3].count("|") == lines[head].count("|")
+    table = lines[lines.index("## alphaedit: after each logged batch") + 2:]
+    rows = [line for line in table[2:] if line.startswith("| ")]
+    assert [row.split(" | ")[0] for row in rows] == ["| 0", "| 2", "| 4"]  # one row per logged batch
+    assert all(row.count("|") == table[0].count("|") for row in rows)
 
 
 def test_sequential_memit_and_rome_and_errors(tiny_gpt2, tmp_path, monkeypatch):

@@ -340,11 +340,37 @@ def write_report(out: str | Path) -> str:
         lines.append(f"| {label} | {len(scores)} | | " + " | ".join(cells) + f" | {ppl} | |")
         rows.append({"editor": label, "edits": 0, "cases": len(scores), "batch": None,
                      **{c: (None if s[c] is None else round(s[c][0], 4)) for c in ("S", "ES", "PS", "NS", "GE")}})
+    for run in runs:
+        lines += ["", *trajectory(run)]
     md = "\n".join(lines) + "\n"
     write_text(Path(out) / "summary.md", md)
     write_json(Path(out) / "summary.json", rows)
     write_text(Path(out) / "curves.html", curves(runs).to_html(include_plotlyjs=True, full_html=True))
     return md
+
+
+def _norm_total(log: dict, first: dict) -> float | None:
+    """Sum of the edited matrices' Frobenius norms; the unedited log has none, so the originals stand in."""
+    norms = log.get("norms") or first
+    return sum(norms.values()) if norms else None
+
+
+def trajectory(run: dict) -> list[str]:
+    """One run's logged batches as a markdown table: the damage curves' numbers, with each batch's edit time."""
+    first = next((log["original_norms"] for log in run["logs"] if log.get("original_norms")), {})
+
+    def fmt(value, spec):
+        return "" if value is None else format(value, spec)
+
+    lines = [f"## {run['name']}: after each logged batch", "",
+             "| edits | batch edit s | efficacy, latest batch | efficacy kept, batch 1 | neighbourhood (probe) | "
+             "WikiText-2 ppl | sum of edited norms |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for log in run["logs"]:
+        cells = [str(log["edits"]), fmt(log.get("seconds"), ".0f"), fmt(log.get("batch_efficacy"), ".3f"),
+                 fmt(log.get("first_batch_efficacy"), ".3f"), fmt(log.get("neighbourhood"), ".3f"),
+                 fmt(log.get("perplexity"), ".2f"), fmt(_norm_total(log, first), ".1f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def curves(runs: list[dict]):
@@ -363,7 +389,7 @@ def curves(runs: list[dict]):
         for i, (key, _) in enumerate(panels):
             if key == "norm":
                 first = next((log["original_norms"] for log in logs if log.get("original_norms")), {})
-                y = [sum((log["norms"] or first).values()) if (log["norms"] or first) else None for log in logs]
+                y = [_norm_total(log, first) for log in logs]
             else:
                 y = [log.get(key) for log in logs]
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=run["name"], legendgroup=run["name"],
