@@ -9,6 +9,7 @@ from importlib import resources
 import pytest
 
 from factlocate import predict
+from factlocate.errors import FactlocateError
 from factlocate.paper import ReportSettings, build, sections
 from factlocate.tracing.facts import load_facts
 
@@ -62,6 +63,7 @@ def test_report_writes_every_section_and_a_rerun_does_no_work(tiny_settings, tmp
     assert "not run yet" not in html
     assert "The paper" in html and "89.2" in html  # GPT-2 XL ROME's S beside the tables
     assert "factlocate trace-facts" in html and "factlocate sweep" in html
+    assert "<b>rome: after each logged batch</b>" in html  # the sequential run's per-batch table, titled
 
     def no_model(spec):
         raise AssertionError("the second call loaded the model")
@@ -80,3 +82,13 @@ def test_changed_settings_rerun_only_their_sections(tiny_settings, tmp_path):
     changed = dataclasses.replace(tiny_settings, curie_editors=("ft",))
     build(changed, tmp_path, progress=False, log=logs.append)
     assert logs == ["factlocate report: Figure 6: generations after rewriting Pierre Curie's field"]
+
+
+def test_only_computes_the_named_sections(tiny_settings, tmp_path):
+    logs = []
+    page = build(tiny_settings, tmp_path, progress=False, log=logs.append, only=("fig2",))
+    assert logs == ["factlocate report: Figure 2: average indirect effects over known facts"]
+    html = page.read_text()
+    assert "not run yet" in html and html.count("No results yet") == len(sections.SECTIONS) - 2  # not fig2, fig3
+    with pytest.raises(FactlocateError, match="unknown sections"):
+        build(tiny_settings, tmp_path, progress=False, only=("fig4",))

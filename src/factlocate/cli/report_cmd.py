@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--sequential", default=None,
                    help="sequential runs as editor:edits:batch:log_every,... (default memit:1000:100:1,"
                         "alphaedit:1000:100:1,rome:200:1:10)")
+    p.add_argument("--only", default=None,
+                   help="compute only these sections, e.g. fig2 or fig2,fig5 (the page is still written whole; "
+                        "sections: fig2, fig1, fig5, table1, table2, fig6, sequential)")
     p.set_defaults(func=run_report)
 
 
@@ -54,6 +57,7 @@ def run_report(args) -> int:
     settings = ReportSettings(**options)
     for name in {e for e in settings.counterfact_editors + settings.zsre_editors if e != "unedited"}:
         editors.get(name)  # an unknown editor fails before any work
-    path = build(settings, args.out)
+    only = tuple(x.strip() for x in args.only.split(",")) if args.only else None
+    path = build(settings, args.out, only=only)
     print(f"wrote {path}")
     return 0

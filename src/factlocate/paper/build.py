@@ -9,10 +9,14 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from factlocate.errors import FactlocateError
 from factlocate.io import read_json, write_json, write_text
 from factlocate.paper import page
 from factlocate.paper.sections import COMPUTE_ORDER, SECTIONS, Context, asdict, params_json
 from factlocate.paper.settings import ReportSettings
+
+
+NOT_RUN = "No results yet: run the command above, or `factlocate report` for the whole page."
 
 
 def _done(ctx: Context, section) -> bool:
@@ -25,13 +29,13 @@ def _seconds(ctx: Context, section) -> float | None:
     return read_json(path)["seconds"] if path.exists() else None
 
 
-def compute(ctx: Context, log=print) -> list[str]:
-    """Run every section that is not done; return the keys of those that ran."""
+def compute(ctx: Context, log=print, only: tuple[str, ...] | None = None) -> list[str]:
+    """Run every section (or those in `only`) that is not done; return the keys of those that ran."""
     by_key = {s.key: s for s in SECTIONS}
     ran = []
     for key in COMPUTE_ORDER:
         section = by_key[key]
-        if section.compute is None or _done(ctx, section):
+        if section.compute is None or _done(ctx, section) or (only is not None and key not in only):
             continue
         log(f"factlocate report: {section.title}")
         start = time.perf_counter()
@@ -54,18 +58,23 @@ def render(ctx: Context) -> str:
     for section in SECTIONS:
         parts.append(dict(key=section.key, title=section.title, settings=section.params(s),
                           command=section.command(s, ctx.out), seconds=_seconds(ctx, section),
-                          paper=section.paper() if section.paper else None, blocks=section.render(ctx)))
+                          paper=section.paper() if section.paper else None,
+                          blocks=section.render(ctx) if _done(ctx, section) else [NOT_RUN]))
     return page.page(f"factlocate: the ROME paper on {s.model}", intro, parts)
 
 
-def build(settings: ReportSettings, out: str | Path, progress: bool = True, loader=None, log=print) -> Path:
-    """Compute what is missing and write DIR/index.html; return its path."""
+def build(settings: ReportSettings, out: str | Path, progress: bool = True, loader=None, log=print,
+          only: tuple[str, ...] | None = None) -> Path:
+    """Compute what is missing (only the sections keyed in `only`, if given) and write DIR/index.html."""
     from factlocate.models import load_model
 
+    unknown = sorted(set(only or ()) - set(COMPUTE_ORDER))
+    if unknown:
+        raise FactlocateError(f"report: unknown sections {unknown}: choose from {', '.join(COMPUTE_ORDER)}")
     out = Path(out)
     ctx = Context(settings, out, progress, loader or load_model)
     write_json(out / "settings.json", asdict(settings))
-    compute(ctx, log)
+    compute(ctx, log, only)
     path = out / "index.html"
     write_text(path, render(ctx))
     return path

@@ -196,7 +196,9 @@ def sequential_render(ctx: Context) -> list:
     from factlocate.evaluation import sequential
 
     md = sequential.write_report(ctx.folder("sequential"))
-    return ["\n".join(line for line in md.splitlines() if not line.startswith("#")),
+    lines = [f"**{line[3:]}**" if line.startswith("## ") else line  # the page's own headings are h2
+             for line in md.splitlines() if not line.startswith("# ")]
+    return ["\n".join(lines),
             sequential.curves(sequential.load_runs(ctx.folder("sequential")))]
 
 
