@@ -9,7 +9,9 @@ Per grid:
    unverified cell whose estimate plus the margin reaches the `top`-th largest exact score
    might belong in the top set, so it is verified too. With GradDrop, a cell's estimate is
    taken as the corrupted score plus the larger of its |Δm| and its GradDrop magnitude.
-   Steps 2-3 repeat with the new margin until no cell qualifies.
+   Steps 2-3 repeat with the new margin until no cell qualifies. At the paper's noise (s3) AtP's
+   errors are as large as the effects, so this margin covers nearly every cell and the method costs
+   about what the exact trace does; `tools/atp_bounds.py` and `notes/atp.md` compare other rules.
 4. The returned grid holds exact values in verified cells and estimates elsewhere, with a
    mask saying which is which. Cells before the subject are exact without a forward pass
    (the corrupted score), and are marked exact.
