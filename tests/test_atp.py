@@ -148,3 +148,22 @@ def test_fact_set_runs_compare(tiny_gpt2, tmp_path):
     fidelity.write(tmp_path / "exact", tmp_path / "str", tmp_path / "fid-str", ("noise", "str"))
     assert set(json.loads((tmp_path / "fid-str" / "fidelity.json").read_text())["kinds"]) == {"mlp"}
     assert (tmp_path / "fid-str" / "curves.html").exists()
+
+
+def test_verification_rules_replayed_on_exact_grids(tiny_dirs, tmp_path):
+    """tools.atp_bounds: with a perfect estimate the bounds verify just the top K; with a useless one, everything."""
+    import numpy as np
+
+    from tools import atp_bounds
+
+    exact = np.random.RandomState(0).rand(6, 8)
+    sq = np.ones_like(exact)
+    perfect = atp_bounds.rules(exact, exact, sq, top=5, draws=4, seed=0)
+    assert {k: int(m.sum()) for k, m in perfect.items()} == {"margin": 5, "taylor": 5, "conformal": 9, "rank": 10}
+    top5 = set(np.argsort(-exact, axis=None)[:5].tolist())
+    assert all(top5 <= set(np.flatnonzero(m).tolist()) for m in perfect.values())
+    assert atp_bounds.rules(np.zeros_like(exact), exact, sq, top=5, draws=4, seed=0)["margin"].all()  # no information
+    out = tmp_path / "bounds.json"
+    assert atp_bounds.main(["--model", tiny_dirs["gpt2"], "--facts", "0", "--window", "2", "--out", str(out)]) == 0
+    saved = json.loads(out.read_text())
+    assert set(saved["totals"]) == {"margin", "taylor", "conformal", "rank"} and len(saved["rows"]) == 12

@@ -103,13 +103,14 @@ def main(argv=None) -> int:
     p.add_argument("--model", required=True)
     p.add_argument("--facts", type=int, default=3, help="known facts after the Eiffel Tower prompt")
     p.add_argument("--top", type=int, default=10)
+    p.add_argument("--window", type=int, default=10)
     p.add_argument("--draws", type=int, default=20, help="random cells for the conformal rule")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
     model = load_model(args.model)
     noise = resolve_noise(model, "s3")
-    grids = [GridSpec(k) for k in KINDS]
+    grids = [GridSpec(k, args.window) for k in KINDS]
     prompts = [(PROMPT, SUBJECT)] + [(f["prompt"], f["subject"]) for f in load_facts(None)[: args.facts]]
     totals: dict[str, list[int]] = {}
     rows = []
