@@ -35,7 +35,6 @@ def _patch_sq(model, prep, grids, positions) -> list[np.ndarray]:
     from factlocate.forward import Capture, control
     from factlocate.hooks.corruption import CorruptEmbedding
     from factlocate.tracing import atp
-    from factlocate.tracing.core import window_layers
 
     names = atp._names(model)
     clean, corrupt = Capture(names, clone=True), Capture(names, clone=True)
@@ -46,14 +45,7 @@ def _patch_sq(model, prep, grids, positions) -> list[np.ndarray]:
         hook = CorruptEmbedding(draws, b, e, prep.noise.replace, first_row=0)
         control.run(model, prep.ids_tensor(prep.samples), hooks=[(arch.HOOK_EMBED, hook)] + corrupt.hooks)
     sq = {n: ((clean[n][0] - corrupt[n]) ** 2).sum(-1).mean(0).float().numpy() for n in names}
-    out = []
-    for g in grids:
-        grid = np.zeros((len(positions), prep.n_layers))
-        for l in range(prep.n_layers):
-            layers = [l] if g.kind == "hidden" else window_layers(l, g.window, prep.n_layers)
-            grid[:, l] = sum(sq[arch.hook_for_kind(g.kind, j)] for j in layers)[positions]
-        out.append(grid)
-    return out
+    return [atp._grid(sq, g, positions, prep.n_layers) for g in grids]  # a window sums its layers, as AtP does
 
 
 def _replay(est, exact, first, margin_of, top):

@@ -349,15 +349,14 @@ def write_report(out: str | Path) -> str:
     return md
 
 
-def _norm_total(log: dict, first: dict) -> float | None:
-    """Sum of the edited matrices' Frobenius norms; the unedited log has none, so the originals stand in."""
-    norms = log.get("norms") or first
-    return sum(norms.values()) if norms else None
+def _norm_totals(logs: list[dict]) -> list[float | None]:
+    """Sum of the edited matrices' Frobenius norms per log; the unedited log has none, so the originals stand in."""
+    first = next((log["original_norms"] for log in logs if log.get("original_norms")), {})
+    return [sum(n.values()) if n else None for n in (log.get("norms") or first for log in logs)]
 
 
 def trajectory(run: dict) -> list[str]:
     """One run's logged batches as a markdown table: the damage curves' numbers, with each batch's edit time."""
-    first = next((log["original_norms"] for log in run["logs"] if log.get("original_norms")), {})
 
     def fmt(value, spec):
         return "" if value is None else format(value, spec)
@@ -365,10 +364,10 @@ def trajectory(run: dict) -> list[str]:
     lines = [f"## {run['name']}: after each logged batch", "",
              "| edits | batch edit s | efficacy, latest batch | efficacy kept, batch 1 | neighbourhood (probe) | "
              "WikiText-2 ppl | sum of edited norms |", "|---:|---:|---:|---:|---:|---:|---:|"]
-    for log in run["logs"]:
+    for log, norm in zip(run["logs"], _norm_totals(run["logs"])):
         cells = [str(log["edits"]), fmt(log.get("seconds"), ".0f"), fmt(log.get("batch_efficacy"), ".3f"),
                  fmt(log.get("first_batch_efficacy"), ".3f"), fmt(log.get("neighbourhood"), ".3f"),
-                 fmt(log.get("perplexity"), ".2f"), fmt(_norm_total(log, first), ".1f")]
+                 fmt(log.get("perplexity"), ".2f"), fmt(norm, ".1f")]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
 
@@ -388,8 +387,7 @@ def curves(runs: list[dict]):
         color = f"hsl({(j * 97) % 360},60%,45%)"
         for i, (key, _) in enumerate(panels):
             if key == "norm":
-                first = next((log["original_norms"] for log in logs if log.get("original_norms")), {})
-                y = [_norm_total(log, first) for log in logs]
+                y = _norm_totals(logs)
             else:
                 y = [log.get(key) for log in logs]
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=run["name"], legendgroup=run["name"],
