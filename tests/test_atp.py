@@ -58,6 +58,13 @@ def test_verified_cells_equal_the_exact_engine(tiny_gpt2):
     # The exact top-3 cells are among the verified ones.
     top = np.argsort(-exact.scores, axis=None)[:3]
     assert all(mask.reshape(-1)[k] for k in top)
+    # Replaying the rule on the AtP estimates and the full exact grid gives the same cells and values.
+    from factlocate.tracing import verify
+
+    before = np.array([t < screened.subject_range[0] for t in screened.positions])
+    values, replayed = verify.replay(screened.estimates, exact.scores, screened.low_score, before, top=3)
+    np.testing.assert_array_equal(replayed, mask)
+    np.testing.assert_allclose(values, screened.scores, atol=1e-6, rtol=0)
 
 
 def test_str_keeps_length_and_equals_running_the_swapped_prompts(tiny_gpt2):
@@ -141,9 +148,12 @@ def test_fact_set_runs_compare(tiny_gpt2, tmp_path):
         kinds = ("mlp",) if name == "str" else ("hidden", "mlp")
         spec = FactSetSpec(model="tiny", facts="custom", kinds=kinds, window=2, run=run)
         run_facts(tiny_gpt2, tmp_path / name, spec, n=3, facts=facts, progress=False)
-    md = fidelity.write(tmp_path / "exact", tmp_path / "atp", tmp_path / "fid", ("exact", "atp"))
+    md = fidelity.write(tmp_path / "exact", tmp_path / "atp", tmp_path / "fid", ("exact", "atp"), replay_top=2)
     result = json.loads((tmp_path / "fid" / "fidelity.json").read_text())
     assert result["n_facts"] == 3 and set(result["kinds"]) == {"hidden", "mlp"} and "Spearman" in md
+    assert "replayed" in md and all(0 < r["replay_cells_verified"] <= 1 for r in result["kinds"].values())
+    with pytest.raises(FactlocateError, match="--method atp"):
+        fidelity.compare(tmp_path / "atp", tmp_path / "exact", replay_top=2)
     assert all(-1 <= r["spearman"] <= 1 for r in result["kinds"].values())
     fidelity.write(tmp_path / "exact", tmp_path / "str", tmp_path / "fid-str", ("noise", "str"))
     assert set(json.loads((tmp_path / "fid-str" / "fidelity.json").read_text())["kinds"]) == {"mlp"}

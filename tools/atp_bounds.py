@@ -7,7 +7,7 @@ all three kinds), the exact grid and the AtP estimates are computed once; each r
 them (a verified cell takes its exact value, as `atp+verify` gives it). Per rule: the share of cells from
 the subject on that it verifies, and how many of each grid's exact top-5 cells it verifies.
 
-* `margin` (what `verify.py` does): top K by estimate, then every cell whose estimate plus the largest
+* `margin` (what `atp+verify` does, `verify.replay`): top K by estimate, then every cell whose estimate plus the largest
   error seen on the verified cells reaches the K-th verified score, repeated until none is left;
 * `taylor`: the same, with a per-cell margin c·‖Δa‖², c the largest error/‖Δa‖² on the verified cells
   (the second-order remainder of the expansion, its constant fitted on the worst verified cell);
@@ -22,6 +22,8 @@ import argparse
 import sys
 
 import numpy as np
+
+from factlocate.tracing import verify
 
 PROMPT, SUBJECT = "The Eiffel Tower is located in the city of", "The Eiffel Tower"
 KINDS = ("hidden", "mlp", "attn")
@@ -66,7 +68,7 @@ def rules(est, exact, sq, top: int, draws: int, seed: int) -> dict[str, np.ndarr
     first = np.zeros(est.shape, bool)
     first.flat[order[:top]] = True
     err = np.abs(exact - est)
-    out = {"margin": _replay(est, exact, first, lambda m: err[m].max(), top)}
+    out = {"margin": verify.replay(est, exact, 0.0, np.zeros(est.shape[0], bool), top)[1]}
     out["taylor"] = _replay(est, exact, first, lambda m: (err[m] / np.maximum(sq[m], 1e-12)).max() * sq, top)
     rest = np.flatnonzero(~first)
     picked = np.random.RandomState(seed).choice(rest, min(draws, rest.size), replace=False)

@@ -39,6 +39,8 @@ def register(sub) -> None:
     p.add_argument("--exact", required=True, help="the reference trace-facts folder (e.g. exact grids)")
     p.add_argument("--other", required=True, help="the trace-facts folder to compare with it")
     p.add_argument("--labels", default="exact,other", help="names of the two runs in the report")
+    p.add_argument("--replay-verify", type=int, default=None, metavar="K",
+                   help="with an --method atp run as --other: also replay atp+verify --top K on the two grids")
     p.add_argument("--out", required=True, help="folder for fidelity.md, fidelity.json and curves.html")
     p.set_defaults(func=run_trace_compare)
 
@@ -149,7 +151,7 @@ def run_trace_compare(args) -> int:
     labels = tuple(x.strip() for x in args.labels.split(","))
     if len(labels) != 2:
         raise FactlocateError("--labels takes two names, e.g. exact,atp")
-    print(fidelity.write(args.exact, args.other, args.out, labels))
+    print(fidelity.write(args.exact, args.other, args.out, labels, args.replay_verify))
     return 0
 
 

@@ -11,6 +11,11 @@ corrupted score:
 * the largest false negative: the exact effect of a cell outside the other's top-10 that
   is in the exact top-5 (0 if none).
 
+With `replay_top=K` and an `--method atp` run as the other (same facts, noise and seed, no GradDrop),
+it also replays `atp+verify --top K` on the two grids (`verify.replay`): the share of cells that method
+would run exactly, and how many exact top-5 cells it would hold exactly. That is what the live method
+returns, without paying again for the exact cells the reference run has already computed.
+
 The AIE curves (last subject token, last token) of both runs go into one figure.
 """
 from __future__ import annotations
@@ -21,6 +26,7 @@ import numpy as np
 
 from factlocate.errors import FactlocateError
 from factlocate.io import read_json, write_json, write_text
+from factlocate.tracing import verify
 from factlocate.tracing.facts import summarize
 from factlocate.tracing.result import TraceResult
 
@@ -42,7 +48,15 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a.reshape(-1), b.reshape(-1)).statistic)
 
 
-def compare(exact_dir: str | Path, other_dir: str | Path) -> dict:
+def _replayed(e: TraceResult, o: TraceResult, top: int) -> np.ndarray:
+    """The mask of cells `atp+verify --top top` holds exactly, replayed from the AtP and exact grids."""
+    if o.method != "atp" or o.run.graddrop:
+        raise FactlocateError(f"replaying atp+verify needs a --method atp run without GradDrop, not {o.method}")
+    before = np.array([t < o.subject_range[0] for t in o.positions])
+    return verify.replay(o.scores, e.scores, o.low_score, before, top)[1]
+
+
+def compare(exact_dir: str | Path, other_dir: str | Path, replay_top: int | None = None) -> dict:
     """Per kind: mean Spearman, recall counts, the largest false negative, over the facts both runs traced."""
     exact, other = _cases(Path(exact_dir)), _cases(Path(other_dir))
     shared = sorted(set(exact) & set(other))
@@ -52,6 +66,7 @@ def compare(exact_dir: str | Path, other_dir: str | Path) -> dict:
     kinds = [k for k in exact[shared[0]]["traces"] if k in other[shared[0]]["traces"]]
     for kind in kinds:
         rhos, in_top10, held_exact, worst = [], 0, 0, 0.0
+        replay_held, replay_cells, cells = 0, 0, 0
         for k in shared:
             e = TraceResult.from_dict(exact[k]["traces"][kind])
             o = TraceResult.from_dict(other[k]["traces"][kind])
@@ -63,10 +78,18 @@ def compare(exact_dir: str | Path, other_dir: str | Path) -> dict:
             held_exact += len(top5 & set(np.flatnonzero(o.exact_mask).tolist()))
             missed = [ge.reshape(-1)[i] for i in top5 - top10]
             worst = max([worst, *missed])
+            if replay_top:
+                mask = _replayed(e, o, replay_top)
+                replay_held += len(top5 & set(np.flatnonzero(mask).tolist()))
+                after = np.array([t >= o.subject_range[0] for t in o.positions])
+                replay_cells, cells = replay_cells + int(mask[after].sum()), cells + int(mask[after].size)
         out["kinds"][kind] = {
             "spearman": float(np.nanmean(rhos)), "recall_top5_in_top10": in_top10 / (5 * len(shared)),
             "recall_top5_exact": held_exact / (5 * len(shared)), "largest_false_negative": float(worst),
         }
+        if replay_top:
+            out["kinds"][kind].update(replay_top=replay_top, replay_recall_top5_exact=replay_held / (5 * len(shared)),
+                                      replay_cells_verified=replay_cells / cells)
     return out
 
 
@@ -95,9 +118,10 @@ def figure(exact_summary: dict, other_summary: dict, labels=("exact", "other")):
     return fig
 
 
-def write(exact_dir: str | Path, other_dir: str | Path, out: str | Path, labels=("exact", "other")) -> str:
+def write(exact_dir: str | Path, other_dir: str | Path, out: str | Path, labels=("exact", "other"),
+          replay_top: int | None = None) -> str:
     """fidelity.json, fidelity.md and curves.html in `out`; returns the markdown."""
-    result = compare(exact_dir, other_dir)
+    result = compare(exact_dir, other_dir, replay_top)
     ids = sorted(set(_cases(Path(exact_dir))) & set(_cases(Path(other_dir))))
     s_exact, s_other = summarize(exact_dir, ids, write=False), summarize(other_dir, ids, write=False)
     lines = [f"# {labels[1]} against {labels[0]} on {result['n_facts']} facts", "",
@@ -106,6 +130,12 @@ def write(exact_dir: str | Path, other_dir: str | Path, out: str | Path, labels=
     for kind, r in result["kinds"].items():
         lines.append(f"| {kind} | {r['spearman']:.3f} | {100 * r['recall_top5_in_top10']:.0f}% | "
                      f"{100 * r['recall_top5_exact']:.0f}% | {r['largest_false_negative']:.4f} |")
+    if replay_top:
+        lines += ["", f"atp+verify --top {replay_top}, replayed on the two grids:", "",
+                  "| kind | cells run exactly (from the subject on) | exact top-5 held exactly |", "|---|---:|---:|"]
+        lines += [f"| {kind} | {100 * r['replay_cells_verified']:.1f}% | {100 * r['replay_recall_top5_exact']:.0f}% |"
+                  for kind, r in result["kinds"].items()]
+        lines.append("")
     for b in ("last_subject", "last"):
         for kind in result["kinds"]:
             e, o = s_exact["kinds"][kind]["buckets"][b], s_other["kinds"][kind]["buckets"][b]

@@ -29,29 +29,50 @@ def _candidates(upper: np.ndarray, exact_mask: np.ndarray, threshold: float) -> 
     return {(int(i), int(l)) for i, l in zip(rows, cols)}
 
 
+def verify_grid(est: np.ndarray, upper: np.ndarray, low: float, before_subject: np.ndarray, top: int,
+                run_exact) -> tuple[np.ndarray, np.ndarray]:
+    """Steps 2-4 on one grid: (values, mask of exact cells).
+
+    `run_exact(cells)` returns {cell: exact score} for a set of (row, layer) cells; the live method
+    runs the batched engine there, and `replay` reads a grid computed before.
+    """
+    mask = np.zeros(est.shape, dtype=bool)
+    mask[before_subject, :] = True  # rows before the subject: the corrupted score
+    values = np.where(mask, low, est)
+    order = np.argsort(-np.where(mask, -np.inf, upper), axis=None)
+    todo = {tuple(int(x) for x in np.unravel_index(k, est.shape)) for k in order[:top]}
+    todo = {c for c in todo if not mask[c]}
+    while todo:
+        for c, v in run_exact(todo).items():
+            values[c], mask[c] = v, True
+        margin = float(np.max(np.abs(values[mask] - est[mask])))
+        ranked = np.sort(values[mask])[::-1]
+        threshold = ranked[min(top, len(ranked)) - 1] if len(ranked) else -np.inf
+        todo = _candidates(upper + margin, mask, threshold)
+    return values, mask
+
+
+def replay(est: np.ndarray, exact: np.ndarray, low: float, before_subject: np.ndarray, top: int):
+    """What `atp+verify` returns, given the AtP estimates and the full exact grid of the same noise draws
+    (without GradDrop): the fidelity comparison uses it over fact sets that already have both grids."""
+    return verify_grid(est, est, low, before_subject, top, lambda cells: {c: exact[c] for c in cells})
+
+
 def screen_and_verify(model, prep: Prepared, grids: list[GridSpec], positions: list[int], top: int,
                       graddrop: bool = False, progress: bool = False):
     """(grids, masks of exact cells, corrupted score, AtP estimates, verified cell counts)."""
     estimates, low, magnitudes = atp.estimate(model, prep, grids, positions, graddrop)
-    b = prep.subject_range[0]
+    before = np.array([t < prep.subject_range[0] for t in positions])
     out, masks, counts = [], [], []
     for j, grid in enumerate(grids):
         est = estimates[j]
-        upper_base = est if magnitudes is None else low + np.maximum(np.abs(est - low), magnitudes[j])
-        mask = np.zeros(est.shape, dtype=bool)
-        mask[[i for i, t in enumerate(positions) if t < b], :] = True  # before the subject: the corrupted score
-        values = np.where(mask, low, est)
-        order = np.argsort(-np.where(mask, -np.inf, upper_base), axis=None)
-        todo = {tuple(int(x) for x in np.unravel_index(k, est.shape)) for k in order[:top]}
-        todo = {c for c in todo if not mask[c]}
-        while todo:
-            exact, _ = batched.run_jobs(model, prep, [grid], positions, progress=progress, cells=[todo])
-            for c in todo:
-                values[c], mask[c] = exact[0][c], True
-            margin = float(np.max(np.abs(values[mask] - est[mask])))
-            ranked = np.sort(values[mask])[::-1]
-            threshold = ranked[min(top, len(ranked)) - 1] if len(ranked) else -np.inf
-            todo = _candidates(upper_base + margin, mask, threshold)
+        upper = est if magnitudes is None else low + np.maximum(np.abs(est - low), magnitudes[j])
+
+        def run_exact(cells, grid=grid):
+            exact, _ = batched.run_jobs(model, prep, [grid], positions, progress=progress, cells=[cells])
+            return {c: exact[0][c] for c in cells}
+
+        values, mask = verify_grid(est, upper, low, before, top, run_exact)
         out.append(values)
         masks.append(mask)
         counts.append(int(mask.sum()))
