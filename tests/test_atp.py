@@ -143,7 +143,7 @@ def test_fact_set_runs_compare(tiny_gpt2, tmp_path):
 
     facts = _facts_the_model_knows(tiny_gpt2, n_right=3, n_wrong=0)
     runs = {"exact": RunSpec(samples=2, noise="0.5"), "atp": RunSpec(samples=2, noise="0.5", method="atp"),
-            "str": RunSpec(samples=2, corrupt="str")}
+            "str": RunSpec(samples=2, corrupt="str"), "verify": RunSpec(samples=2, noise="0.5", method="atp+verify", top=2)}
     for name, run in runs.items():
         kinds = ("mlp",) if name == "str" else ("hidden", "mlp")
         spec = FactSetSpec(model="tiny", facts="custom", kinds=kinds, window=2, run=run)
@@ -154,6 +154,13 @@ def test_fact_set_runs_compare(tiny_gpt2, tmp_path):
     assert "replayed" in md and all(0 < r["replay_cells_verified"] <= 1 for r in result["kinds"].values())
     with pytest.raises(FactlocateError, match="--method atp"):
         fidelity.compare(tmp_path / "atp", tmp_path / "exact", replay_top=2)
+    # The replay gives the live atp+verify run's cells and values (tools.atp_replay_check).
+    from tools import atp_replay_check
+
+    check = atp_replay_check.check(tmp_path / "exact", tmp_path / "atp", tmp_path / "verify", top=2)
+    assert check["n_facts"] == 3
+    for r in check["kinds"].values():
+        assert r["facts_same_cells"] == 3 and r["largest_value_difference"] < 1e-6
     assert all(-1 <= r["spearman"] <= 1 for r in result["kinds"].values())
     fidelity.write(tmp_path / "exact", tmp_path / "str", tmp_path / "fid-str", ("noise", "str"))
     assert set(json.loads((tmp_path / "fid-str" / "fidelity.json").read_text())["kinds"]) == {"mlp"}
