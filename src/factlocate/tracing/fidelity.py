@@ -51,7 +51,8 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
 def _replayed(e: TraceResult, o: TraceResult, top: int) -> np.ndarray:
     """The mask of cells `atp+verify --top top` holds exactly, replayed from the AtP and exact grids."""
     if o.method != "atp" or o.run.graddrop:
-        raise FactlocateError(f"replaying atp+verify needs a --method atp run without GradDrop, not {o.method}")
+        raise FactlocateError("replaying atp+verify needs a --method atp run without --graddrop as the other run; "
+                              f"this one has method {o.method}" + (" with GradDrop" if o.run.graddrop else ""))
     before = np.array([t < o.subject_range[0] for t in o.positions])
     return verify.replay(o.scores, e.scores, o.low_score, before, top)[1]
 
