@@ -61,8 +61,8 @@ def test_verified_cells_equal_the_exact_engine(tiny_gpt2):
     # Replaying the rule on the AtP estimates and the full exact grid gives the same cells and values.
     from factlocate.tracing import verify
 
-    before = np.array([t < screened.subject_range[0] for t in screened.positions])
-    values, replayed = verify.replay(screened.estimates, exact.scores, screened.low_score, before, top=3)
+    values, replayed = verify.replay(screened.estimates, exact.scores, screened.low_score, screened.before_subject,
+                                     top=3)
     np.testing.assert_array_equal(replayed, mask)
     np.testing.assert_allclose(values, screened.scores, atol=1e-6, rtol=0)
 
@@ -143,7 +143,8 @@ def test_fact_set_runs_compare(tiny_gpt2, tmp_path):
 
     facts = _facts_the_model_knows(tiny_gpt2, n_right=3, n_wrong=0)
     runs = {"exact": RunSpec(samples=2, noise="0.5"), "atp": RunSpec(samples=2, noise="0.5", method="atp"),
-            "str": RunSpec(samples=2, corrupt="str"), "verify": RunSpec(samples=2, noise="0.5", method="atp+verify", top=2)}
+            "str": RunSpec(samples=2, corrupt="str"),
+            "verify": RunSpec(samples=2, noise="0.5", method="atp+verify", top=2)}
     for name, run in runs.items():
         kinds = ("mlp",) if name == "str" else ("hidden", "mlp")
         spec = FactSetSpec(model="tiny", facts="custom", kinds=kinds, window=2, run=run)

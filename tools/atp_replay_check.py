@@ -28,8 +28,7 @@ def check(exact_dir, atp_dir, verify_dir, top: int) -> dict:
         same, cells, diff = 0, 0, 0.0
         for k in shared:
             e, a, v = (TraceResult.from_dict(r[k]["traces"][kind]) for r in runs)
-            before = np.array([t < a.subject_range[0] for t in a.positions])
-            values, mask = verify.replay(a.scores, e.scores, a.low_score, before, top)
+            values, mask = verify.replay(a.scores, e.scores, a.low_score, a.before_subject, top)
             same += int(np.array_equal(mask, v.exact_mask))
             cells += int(v.exact_mask.sum())
             diff = max(diff, float(np.abs(values - v.scores).max()))

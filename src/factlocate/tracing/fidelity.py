@@ -53,8 +53,7 @@ def _replayed(e: TraceResult, o: TraceResult, top: int) -> np.ndarray:
     if o.method != "atp" or o.run.graddrop:
         raise FactlocateError("replaying atp+verify needs a --method atp run without --graddrop as the other run; "
                               f"this one has method {o.method}" + (" with GradDrop" if o.run.graddrop else ""))
-    before = np.array([t < o.subject_range[0] for t in o.positions])
-    return verify.replay(o.scores, e.scores, o.low_score, before, top)[1]
+    return verify.replay(o.scores, e.scores, o.low_score, o.before_subject, top)[1]
 
 
 def compare(exact_dir: str | Path, other_dir: str | Path, replay_top: int | None = None) -> dict:
@@ -82,7 +81,7 @@ def compare(exact_dir: str | Path, other_dir: str | Path, replay_top: int | None
             if replay_top:
                 mask = _replayed(e, o, replay_top)
                 replay_held += len(top5 & set(np.flatnonzero(mask).tolist()))
-                after = np.array([t >= o.subject_range[0] for t in o.positions])
+                after = ~o.before_subject
                 replay_cells, cells = replay_cells + int(mask[after].sum()), cells + int(mask[after].size)
         out["kinds"][kind] = {
             "spearman": float(np.nanmean(rhos)), "recall_top5_in_top10": in_top10 / (5 * len(shared)),

@@ -56,6 +56,11 @@ class TraceResult:
         return np.ones(self.scores.shape, dtype=bool) if self.exact is None else np.asarray(self.exact, dtype=bool)
 
     @property
+    def before_subject(self) -> np.ndarray:
+        """[n_positions] bool: rows before the subject, where restoring changes nothing."""
+        return np.array([t < self.subject_range[0] for t in self.positions], dtype=bool)
+
+    @property
     def noise_level(self) -> float | None:
         """The absolute noise level for Gaussian and uniform noise (None for m and tD)."""
         return self.noise.get("level")
