@@ -110,3 +110,12 @@ def test_reuse_can_be_turned_off(fresh, monkeypatch):
     r = trace(fresh, PROMPT, SUBJECT, kind="mlp", window=2, samples=2, noise=0.5)
     n = trace(fresh, PROMPT, SUBJECT, kind="mlp", window=2, samples=2, noise=0.5, engine="naive")
     np.testing.assert_allclose(r.scores, n.scores, atol=1e-5, rtol=0)
+
+
+def test_relative_tolerance_accepts_rounding_of_large_values_only(fresh):
+    plain = torch.tensor([-25.8, -1.0])
+    rounded = plain + torch.tensor([2.3e-4, 0.0])  # float32 rounding at a large |log p|
+    wrong = plain + torch.tensor([0.0, 2.3e-4])  # the same error on a likely token
+    assert not kv.verified(fresh, "rule: absolute only", lambda: (rounded, plain))
+    assert kv.verified(fresh, "rule: relative", lambda: (rounded, plain), rtol=1e-5)
+    assert not kv.verified(fresh, "rule: relative, likely token", lambda: (wrong, plain), rtol=1e-5)

@@ -84,10 +84,12 @@ def versions() -> str:
 
 
 def verified(model, name: str, probe: Callable[[], tuple[torch.Tensor, torch.Tensor]],
-             tolerance: float = TOLERANCE) -> bool:
+             tolerance: float = TOLERANCE, rtol: float = 0.0) -> bool:
     """Whether reuse `name` may run on `model`: `probe()` returns (reused, plain) results to compare.
 
-    The verdict is made once per model and kept on it. A failed check warns once.
+    Every element must satisfy |reused − plain| <= tolerance + rtol·|plain| (torch.allclose's rule;
+    `rtol` is for log-probabilities, whose float32 rounding grows with their size). The verdict is made
+    once per model and kept on it. A failed check warns once.
     """
     if os.environ.get(ENV, "1") == "0":
         return False
@@ -96,8 +98,10 @@ def verified(model, name: str, probe: Callable[[], tuple[torch.Tensor, torch.Ten
         try:
             with torch.no_grad():
                 reused, plain = probe()
-            diff = float((reused.float() - plain.float()).abs().max())
-            ok, detail = diff <= tolerance, f"largest difference {diff:.2e}"
+            reused, plain = reused.float(), plain.float()
+            diff = (reused - plain).abs()
+            ok = bool((diff <= tolerance + rtol * plain.abs()).all())
+            detail = f"largest difference {float(diff.max()):.2e}, allowed {tolerance:.0e} + {rtol:.0e}·|value|"
         except Exception as e:  # a reuse that cannot even run is a failed check, not a crash
             ok, detail = False, f"{type(e).__name__}: {e}"
         checks[name] = ok
