@@ -92,3 +92,21 @@ def test_only_computes_the_named_sections(tiny_settings, tmp_path):
     assert "not run yet" in html and html.count("No results yet") == len(sections.SECTIONS) - 2  # not fig2, fig3
     with pytest.raises(FactlocateError, match="unknown sections"):
         build(tiny_settings, tmp_path, progress=False, only=("fig4",))
+
+
+def test_a_killed_sections_time_counts_when_it_is_finished(tmp_path, monkeypatch):
+    import importlib
+    import time
+
+    build_mod = importlib.import_module("factlocate.paper.build")  # the package exports its function `build`
+
+    monkeypatch.setattr(build_mod, "TICK", 0.01)
+    with pytest.raises(KeyboardInterrupt):
+        with build_mod._clock(tmp_path):
+            time.sleep(0.1)
+            raise KeyboardInterrupt  # the first call dies part way
+    first = json.loads((tmp_path / "elapsed.json").read_text())["seconds"]
+    assert first >= 0.1
+    with build_mod._clock(tmp_path) as elapsed:
+        time.sleep(0.05)
+    assert elapsed() >= first + 0.05

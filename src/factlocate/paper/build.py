@@ -2,10 +2,14 @@
 
 A section is done once `DIR/<folder>/done.json` holds the parameters it ran with; a later
 call with the same parameters neither loads the model nor runs anything for it. Its wall
-time (summed over the calls that did work) is kept in `DIR/<folder>/timing.json`.
+time, summed over the calls that did work, is kept in `DIR/<folder>/timing.json`. While a
+section runs, `DIR/<folder>/elapsed.json` is rewritten every `TICK` seconds, so the time of a
+call that is killed before the section is done still counts when the next call finishes it.
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +21,7 @@ from factlocate.paper.settings import ReportSettings
 
 
 NOT_RUN = "No results yet: run the command above, or `factlocate report` for the whole page."
+TICK = 30.0  # seconds between writes of a running section's elapsed time
 
 
 def _done(ctx: Context, section) -> bool:
@@ -29,6 +34,30 @@ def _seconds(ctx: Context, section) -> float | None:
     return read_json(path)["seconds"] if path.exists() else None
 
 
+@contextlib.contextmanager
+def _clock(folder: Path):
+    """Count a section's wall time into `folder/elapsed.json` (with earlier, unfinished calls'); yield a reader."""
+    path = folder / "elapsed.json"
+    before = read_json(path)["seconds"] if path.exists() else 0.0
+    start, stop = time.perf_counter(), threading.Event()
+
+    def total() -> float:
+        return before + time.perf_counter() - start
+
+    def tick():
+        while not stop.wait(TICK):
+            write_json(path, {"seconds": total()})
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
+    try:
+        yield total
+    finally:
+        stop.set()
+        thread.join()
+        write_json(path, {"seconds": total()})
+
+
 def compute(ctx: Context, log=print, only: tuple[str, ...] | None = None) -> list[str]:
     """Run every section (or those in `only`) that is not done; return the keys of those that ran."""
     by_key = {s.key: s for s in SECTIONS}
@@ -38,11 +67,12 @@ def compute(ctx: Context, log=print, only: tuple[str, ...] | None = None) -> lis
         if section.compute is None or _done(ctx, section) or (only is not None and key not in only):
             continue
         log(f"factlocate report: {section.title}")
-        start = time.perf_counter()
-        section.compute(ctx)
-        seconds = time.perf_counter() - start + (_seconds(ctx, section) or 0.0)
-        write_json(ctx.folder(section.folder) / "timing.json", {"seconds": seconds})
-        write_json(ctx.folder(section.folder) / "done.json", {"params": params_json(section, ctx.settings)})
+        folder = ctx.folder(section.folder)
+        with _clock(folder) as elapsed:
+            section.compute(ctx)
+        write_json(folder / "timing.json", {"seconds": elapsed()})
+        write_json(folder / "done.json", {"params": params_json(section, ctx.settings)})
+        (folder / "elapsed.json").unlink()
         ran.append(key)
     return ran
 
