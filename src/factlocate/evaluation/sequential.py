@@ -395,6 +395,8 @@ def curves(runs: list[dict]):
             fig.update_xaxes(title_text="edits", row=row + 1, col=col + 1)
             if key not in ("perplexity", "norm"):  # rates on one scale, so that a 0.98-1.00 wobble looks like one
                 fig.update_yaxes(range=[0, 1.05], row=row + 1, col=col + 1)
+            else:  # logarithmic: a collapsed run (perplexity in the thousands) must not flatten the others
+                fig.update_yaxes(type="log", row=row + 1, col=col + 1)
     fig.update_layout(title="Sequential editing: damage as edits accumulate", height=700, width=1150,
                       legend=dict(x=0.72, y=0.38, xanchor="left", yanchor="top"))
     return fig
