@@ -39,10 +39,10 @@ def _clock(folder: Path):
     """Count a section's wall time into `folder/elapsed.json` (with earlier, unfinished calls'); yield a reader."""
     path = folder / "elapsed.json"
     before = read_json(path)["seconds"] if path.exists() else 0.0
-    start, stop = time.perf_counter(), threading.Event()
+    start, stop, end = time.perf_counter(), threading.Event(), []
 
-    def total() -> float:
-        return before + time.perf_counter() - start
+    def total() -> float:  # frozen once the section's work has ended
+        return before + (end[0] if end else time.perf_counter()) - start
 
     def tick():
         while not stop.wait(TICK):
@@ -53,6 +53,7 @@ def _clock(folder: Path):
     try:
         yield total
     finally:
+        end.append(time.perf_counter())
         stop.set()
         thread.join()
         write_json(path, {"seconds": total()})
