@@ -46,10 +46,11 @@ def main(argv=None) -> int:
     model = load_model(args.model)
     ppl_rows = wikitext_slice(model, args.ppl_tokens)
     base_ppl = perplexity(model, ppl_rows)
+    hp = rome.load(args.model)
+    templates = context_templates.context_templates(model, hp.context_template_lengths, hp.seed)  # both variants
     rows = []
     for consistent in (False, True):
         hp = rome.load(args.model, {"consistent_keys": consistent})
-        templates = context_templates.context_templates(model, hp.context_template_lengths, hp.seed)
         for i in tqdm(range(args.start, args.stop), desc=f"consistent_keys={consistent}"):
             record = records[i]
             result = rome.compute_edit(model, record.request(), hp, templates=templates, progress=False)

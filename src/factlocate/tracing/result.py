@@ -10,6 +10,11 @@ from factlocate.io import read_json, write_json
 from factlocate.tracing.core import GridSpec, RunSpec
 
 
+def rows_before_subject(positions, subject_range) -> np.ndarray:
+    """[n_positions] bool: which traced positions come before the subject (restoring them changes nothing)."""
+    return np.array([t < subject_range[0] for t in positions], dtype=bool)
+
+
 @dataclass
 class TraceResult:
     """Scores of restoring each (token, layer) site of a corrupted run.
@@ -58,7 +63,7 @@ class TraceResult:
     @property
     def before_subject(self) -> np.ndarray:
         """[n_positions] bool: rows before the subject, where restoring changes nothing."""
-        return np.array([t < self.subject_range[0] for t in self.positions], dtype=bool)
+        return rows_before_subject(self.positions, self.subject_range)
 
     @property
     def noise_level(self) -> float | None:

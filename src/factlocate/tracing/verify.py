@@ -22,6 +22,7 @@ import numpy as np
 
 from factlocate.tracing import atp, batched
 from factlocate.tracing.core import GridSpec, Prepared
+from factlocate.tracing.result import rows_before_subject
 
 
 def _candidates(upper: np.ndarray, exact_mask: np.ndarray, threshold: float) -> set:
@@ -62,7 +63,7 @@ def screen_and_verify(model, prep: Prepared, grids: list[GridSpec], positions: l
                       graddrop: bool = False, progress: bool = False):
     """(grids, masks of exact cells, corrupted score, AtP estimates, verified cell counts)."""
     estimates, low, magnitudes = atp.estimate(model, prep, grids, positions, graddrop)
-    before = np.array([t < prep.subject_range[0] for t in positions])
+    before = rows_before_subject(positions, prep.subject_range)
     out, masks, counts = [], [], []
     for j, grid in enumerate(grids):
         est = estimates[j]
