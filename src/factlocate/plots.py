@@ -14,6 +14,8 @@ from factlocate.io import write_text
 from factlocate.tracing.facts import BUCKETS
 from factlocate.tracing.result import TraceResult
 
+PANEL_WIDTH = 390  # px per panel of a multi-panel figure: three panels and a margin fit the report's 1,400-px column
+LEGEND_BELOW = dict(orientation="h", x=0, y=-0.28)  # a horizontal legend under the x-axis titles
 COLORSCALES = {"hidden": "Purples", "mlp": "Greens", "attn": "Reds"}
 TITLES = {"hidden": "single restored layer", "mlp": "restored MLP window", "attn": "restored attention window"}
 BUCKET_LABELS = {
@@ -98,7 +100,7 @@ def trace_heatmaps(results: dict[str, TraceResult]) -> go.Figure:
     fig.update_layout(
         title=dict(text=f"{r.prompt!r} -> {r.answer!r}<br><sub>{r.metric} {r.high_score:.3f} clean, "
                         f"{r.low_score:.3f} corrupted; {r.model}{_method_note(r)}</sub>", font_size=15),
-        height=290 + 26 * len(r.positions), width=380 * len(kinds) + 160, margin=dict(b=140, t=120),
+        height=290 + 26 * len(r.positions), width=PANEL_WIDTH * len(kinds) + 150, margin=dict(b=140, t=120),
     )
     return fig
 
@@ -119,7 +121,8 @@ def average_heatmaps(summary: dict) -> go.Figure:
                       row=1, col=i + 1)
         fig.update_xaxes(title_text="layer", row=1, col=i + 1)
     fig.update_yaxes(autorange="reversed")
-    fig.update_layout(title="Average indirect effect of restoring a state", height=470, width=420 * len(kinds) + 200,
+    fig.update_layout(title="Average indirect effect of restoring a state", height=470,
+                      width=PANEL_WIDTH * len(kinds) + 150,
                       margin=dict(b=140))
     return fig
 
@@ -144,7 +147,8 @@ def average_lines(summary: dict, buckets=("last_subject", "last")) -> go.Figure:
                                      legendgroup=b, showlegend=i == 0), row=1, col=i + 1)
         fig.update_xaxes(title_text="layer", row=1, col=i + 1)
     fig.update_yaxes(title_text="AIE", row=1, col=1)
-    fig.update_layout(title="Average indirect effect with 95% CI", height=380, width=420 * len(kinds) + 160)
+    fig.update_layout(title="Average indirect effect with 95% CI", height=420, width=PANEL_WIDTH * len(kinds) + 150,
+                      legend=LEGEND_BELOW)
     return fig
 
 
@@ -152,16 +156,20 @@ def severed_bars(summary: dict) -> go.Figure:
     """AIE of the hidden state at the last subject token, with and without the severed path (Figure 3)."""
     sev = summary["severed"]
     x = list(range(len(sev["aie_unsevered"])))
+    def error(ci, color):  # thin whiskers in the bar's own colour, so 3 x n_layers of them stay readable
+        return dict(type="data", array=ci, color=color, thickness=1, width=1)
+
     bars = [go.Bar(x=x, y=sev["aie_unsevered"], name="effect of single state",
-                   error_y=dict(type="data", array=sev["ci95_unsevered"]), marker_color="#9467bd")]
+                   error_y=error(sev["ci95_unsevered"], "#6a3d9a"), marker_color="#9467bd")]
     colors = {"mlp": "#2ca02c", "attn": "#d62728"}
     for kind, v in sev["by_kind"].items():
-        bars.append(go.Bar(x=x, y=v["aie"], name=f"with {kind} severed", error_y=dict(type="data", array=v["ci95"]),
+        bars.append(go.Bar(x=x, y=v["aie"], name=f"with {kind} severed", error_y=error(v["ci95"], colors.get(kind)),
                            marker_color=colors.get(kind)))
     severed = " and ".join(f"{k} severed" for k in sev["by_kind"])
     fig = go.Figure(bars)
     fig.update_layout(barmode="group", title=f"Last subject token: hidden state alone and with {severed} "
-                      f"(n={sev['n']})", xaxis_title="layer", yaxis_title="AIE", height=380, width=900)
+                      f"(n={sev['n']})", xaxis_title="layer", yaxis_title="AIE", height=400,
+                      width=min(1300, 500 + 30 * len(x)), legend=LEGEND_BELOW)
     return fig
 
 

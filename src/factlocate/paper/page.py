@@ -86,7 +86,7 @@ def page(title: str, intro: str, sections: list[dict]) -> str:
              f"<style>{CSS}</style><script>{get_plotlyjs()}</script></head><body>",
              f"<h1>{html.escape(title, quote=False)}</h1>", markdown(intro), f"<nav>{nav}</nav>"]
     for s in sections:
-        settings = ", ".join(f"{k} {v}" for k, v in s["settings"].items())
+        settings = ", ".join(f"{k} {'default' if v is None else v}" for k, v in s["settings"].items())
         seconds = "not run yet" if s["seconds"] is None else f"{s['seconds']:,.0f} s"
         parts += [f'<h2 id="{s["key"]}">{html.escape(s["title"], quote=False)}</h2>',
                   f'<p class="meta">Settings: {html.escape(settings)}. Wall time: {seconds}.</p>',

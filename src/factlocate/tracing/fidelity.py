@@ -98,6 +98,8 @@ def figure(exact_summary: dict, other_summary: dict, labels=("exact", "other")):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
+    from factlocate.plots import LEGEND_BELOW, PANEL_WIDTH
+
     kinds = [k for k in exact_summary["kinds"] if k in other_summary["kinds"]]
     fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=kinds, horizontal_spacing=0.06)
     styles = {"last_subject": "#d62728", "last": "#2ca02c"}
@@ -113,8 +115,8 @@ def figure(exact_summary: dict, other_summary: dict, labels=("exact", "other")):
                                          showlegend=i == 0), row=1, col=i + 1)
         fig.update_xaxes(title_text="layer", row=1, col=i + 1)
     fig.update_yaxes(title_text="AIE", row=1, col=1)
-    fig.update_layout(title=f"AIE curves: {labels[0]} (solid) and {labels[1]} (dotted)", height=380,
-                      width=430 * len(kinds) + 200)
+    fig.update_layout(title=f"AIE curves: {labels[0]} (solid) and {labels[1]} (dotted)", height=420,
+                      width=PANEL_WIDTH * len(kinds) + 150, legend=LEGEND_BELOW)
     return fig
 
 
