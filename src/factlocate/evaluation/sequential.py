@@ -362,7 +362,7 @@ def trajectory(run: dict) -> list[str]:
         return "" if value is None else format(value, spec)
 
     lines = [f"## {run['name']}: after each logged batch", "",
-             "| edits | batch edit s | efficacy, latest batch | efficacy kept, batch 1 | neighbourhood (probe) | "
+             "| edits | edit s, latest batch | efficacy, latest batch | efficacy kept, batch 1 | neighbourhood (probe) | "
              "WikiText-2 ppl | sum of edited norms |", "|---:|---:|---:|---:|---:|---:|---:|"]
     for log, norm in zip(run["logs"], _norm_totals(run["logs"])):
         cells = [str(log["edits"]), fmt(log.get("seconds"), ".0f"), fmt(log.get("batch_efficacy"), ".3f"),

@@ -129,13 +129,18 @@ def write(exact_dir: str | Path, other_dir: str | Path, out: str | Path, labels=
     lines = [f"# {labels[1]} against {labels[0]} on {result['n_facts']} facts", "",
              "| kind | Spearman | exact top-5 in top-10 | exact top-5 held exactly | largest false negative |",
              "|---|---:|---:|---:|---:|"]
+    n5 = 5 * result["n_facts"]
+
+    def share(x: float) -> str:  # one decimal and the count, so 499 of 500 does not print as 100%
+        return f"{100 * x:.1f}% ({round(x * n5)}/{n5})"
+
     for kind, r in result["kinds"].items():
-        lines.append(f"| {kind} | {r['spearman']:.3f} | {100 * r['recall_top5_in_top10']:.0f}% | "
-                     f"{100 * r['recall_top5_exact']:.0f}% | {r['largest_false_negative']:.4f} |")
+        lines.append(f"| {kind} | {r['spearman']:.3f} | {share(r['recall_top5_in_top10'])} | "
+                     f"{share(r['recall_top5_exact'])} | {r['largest_false_negative']:.4f} |")
     if replay_top:
         lines += ["", f"atp+verify --top {replay_top}, replayed on the two grids:", "",
                   "| kind | cells run exactly (from the subject on) | exact top-5 held exactly |", "|---|---:|---:|"]
-        lines += [f"| {kind} | {100 * r['replay_cells_verified']:.1f}% | {100 * r['replay_recall_top5_exact']:.0f}% |"
+        lines += [f"| {kind} | {100 * r['replay_cells_verified']:.1f}% | {share(r['replay_recall_top5_exact'])} |"
                   for kind, r in result["kinds"].items()]
         lines.append("")
     for b in ("last_subject", "last"):
