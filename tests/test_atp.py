@@ -153,6 +153,8 @@ def test_fact_set_runs_compare(tiny_gpt2, tmp_path):
     result = json.loads((tmp_path / "fid" / "fidelity.json").read_text())
     assert result["n_facts"] == 3 and set(result["kinds"]) == {"hidden", "mlp"} and "Spearman" in md
     assert "replayed" in md and all(0 < r["replay_cells_verified"] <= 1 for r in result["kinds"].values())
+    held = round(result["kinds"]["mlp"]["recall_top5_in_top10"] * 15)
+    assert f"({held}/15)" in md  # shares print with their counts, so 14 of 15 never reads as 100%
     with pytest.raises(FactlocateError, match="--method atp"):
         fidelity.compare(tmp_path / "atp", tmp_path / "exact", replay_top=2)
     # The replay gives the live atp+verify run's cells and values (tools.atp_replay_check).

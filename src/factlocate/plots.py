@@ -156,6 +156,7 @@ def severed_bars(summary: dict) -> go.Figure:
     """AIE of the hidden state at the last subject token, with and without the severed path (Figure 3)."""
     sev = summary["severed"]
     x = list(range(len(sev["aie_unsevered"])))
+
     def error(ci, color):  # thin whiskers in the bar's own colour, so 3 x n_layers of them stay readable
         return dict(type="data", array=ci, color=color, thickness=1, width=1)
 
