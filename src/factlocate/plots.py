@@ -25,6 +25,11 @@ BUCKET_LABELS = {
 }
 
 
+def panels_width(n: int) -> int:
+    """Width in px of a figure with `n` panels side by side (PANEL_WIDTH each, plus the y-axis margin)."""
+    return PANEL_WIDTH * n + 150
+
+
 def _labels(r: TraceResult) -> list[str]:
     b, e = r.subject_range
     return [f"{r.input_tokens[t]!r}*" if b <= t < e else repr(r.input_tokens[t]) for t in r.positions]
@@ -100,7 +105,7 @@ def trace_heatmaps(results: dict[str, TraceResult]) -> go.Figure:
     fig.update_layout(
         title=dict(text=f"{r.prompt!r} -> {r.answer!r}<br><sub>{r.metric} {r.high_score:.3f} clean, "
                         f"{r.low_score:.3f} corrupted; {r.model}{_method_note(r)}</sub>", font_size=15),
-        height=290 + 26 * len(r.positions), width=PANEL_WIDTH * len(kinds) + 150, margin=dict(b=140, t=120),
+        height=290 + 26 * len(r.positions), width=panels_width(len(kinds)), margin=dict(b=140, t=120),
     )
     return fig
 
@@ -122,7 +127,7 @@ def average_heatmaps(summary: dict) -> go.Figure:
         fig.update_xaxes(title_text="layer", row=1, col=i + 1)
     fig.update_yaxes(autorange="reversed")
     fig.update_layout(title="Average indirect effect of restoring a state", height=470,
-                      width=PANEL_WIDTH * len(kinds) + 150,
+                      width=panels_width(len(kinds)),
                       margin=dict(b=140))
     return fig
 
@@ -147,7 +152,7 @@ def average_lines(summary: dict, buckets=("last_subject", "last")) -> go.Figure:
                                      legendgroup=b, showlegend=i == 0), row=1, col=i + 1)
         fig.update_xaxes(title_text="layer", row=1, col=i + 1)
     fig.update_yaxes(title_text="AIE", row=1, col=1)
-    fig.update_layout(title="Average indirect effect with 95% CI", height=420, width=PANEL_WIDTH * len(kinds) + 150,
+    fig.update_layout(title="Average indirect effect with 95% CI", height=420, width=panels_width(len(kinds)),
                       legend=LEGEND_BELOW)
     return fig
 

@@ -98,7 +98,7 @@ def figure(exact_summary: dict, other_summary: dict, labels=("exact", "other")):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from factlocate.plots import LEGEND_BELOW, PANEL_WIDTH
+    from factlocate.plots import LEGEND_BELOW, panels_width
 
     kinds = [k for k in exact_summary["kinds"] if k in other_summary["kinds"]]
     fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=kinds, horizontal_spacing=0.06)
@@ -116,7 +116,7 @@ def figure(exact_summary: dict, other_summary: dict, labels=("exact", "other")):
         fig.update_xaxes(title_text="layer", row=1, col=i + 1)
     fig.update_yaxes(title_text="AIE", row=1, col=1)
     fig.update_layout(title=f"AIE curves: {labels[0]} (solid) and {labels[1]} (dotted)", height=420,
-                      width=PANEL_WIDTH * len(kinds) + 150, legend=LEGEND_BELOW)
+                      width=panels_width(len(kinds)), legend=LEGEND_BELOW)
     return fig
 
 
