@@ -4,7 +4,7 @@
 #     nohup tools/long_runs.sh > docs/runs.log 2>&1 &
 #
 # Every step resumes: a finished step returns in seconds, an unfinished one fills in what is
-# missing. The outputs live in tracked folders (docs/report/<model>/, docs/atp/<model>/) so that
+# missing. The first failing step stops the script (later steps read its output). The outputs live in tracked folders (docs/report/<model>/, docs/atp/<model>/) so that
 # a partial run survives a fresh clone once committed. Each step's wall time is appended to
 # docs/runs-times.txt with its command. Kill with: pkill -f tools/long_runs.sh; pkill -f factlocate
 set -uo pipefail
@@ -20,7 +20,7 @@ step() {  # step <command...>: run it, log its wall time and exit status with th
     "$@"
     local rc=$?
     echo "$(date -u +%FT%TZ) rc=$rc $((SECONDS - t0))s $*" >> "$TIMES"
-    return 0
+    [ "$rc" -eq 0 ] || { echo "=== stopped: that step failed (rc=$rc)"; exit "$rc"; }
 }
 
 report() {  # report <model> <sweep layers> <sections>: the full settings every time, so sections stay done
@@ -28,7 +28,7 @@ report() {  # report <model> <sweep layers> <sections>: the full settings every 
         --sequential-dataset "$SEQ_DATA" --only "$3"
 }
 
-atp_chain() {  # issue 16's comparison on one model, against the report's Figure 2 fact set
+atp_chain() {  # notes/atp.md's comparison on one model, against the report's Figure 2 fact set
     local m=$1 exact="docs/report/$1/facts" d="docs/atp/$1"
     step $FL trace-facts --model "$m" --n 100 --method atp --out "$d/atp"
     step $FL trace-compare --exact "$exact" --other "$d/atp" --labels exact,atp --replay-verify 10 \
@@ -40,7 +40,7 @@ atp_chain() {  # issue 16's comparison on one model, against the report's Figure
         --out "$d/replay-check.json"
 }
 
-mkdir -p docs
+make -s install
 report gemma-3-270m 0,2,4,6,8,10,12,14,16 fig2
 atp_chain gemma-3-270m
 report smollm2-135m 0,3,6,9,12,15,18,21,24,27 fig2
