@@ -78,10 +78,23 @@ def test_changed_settings_rerun_only_their_sections(tiny_settings, tmp_path):
     import dataclasses
 
     build(tiny_settings, tmp_path, progress=False, log=lambda m: None)
+    seconds = json.loads((tmp_path / "curie" / "timing.json").read_text())["seconds"]
     logs = []
     changed = dataclasses.replace(tiny_settings, curie_editors=("ft",))
     build(changed, tmp_path, progress=False, log=logs.append)
     assert logs == ["factlocate report: Figure 6: generations after rewriting Pierre Curie's field"]
+    # The earlier call's time still counts: its results are reused.
+    assert json.loads((tmp_path / "curie" / "timing.json").read_text())["seconds"] > seconds
+
+
+def test_an_editor_subset_keeps_the_tables_order():
+    from factlocate.paper.settings import editor_subset
+
+    cut = editor_subset(["mend-zsre", "mend", "mend-cf"])
+    assert cut == {"counterfact_editors": ("mend", "mend-cf"), "zsre_editors": ("mend", "mend-zsre"),
+                   "curie_editors": ("mend", "mend-cf")}
+    with pytest.raises(FactlocateError, match="unknown editors"):
+        editor_subset(["rome", "mend-xx"])
 
 
 def test_only_computes_the_named_sections(tiny_settings, tmp_path):

@@ -206,6 +206,15 @@ def test_sequential_memit_and_rome_and_errors(tiny_gpt2, tmp_path, monkeypatch):
                    progress=False)
     runs = sequential.load_runs(tmp_path)
     assert {r["name"] for r in runs} == {"rome", "memit"}
+    # A finished run is done without its state file: a rerun edits nothing.
+    (tmp_path / "rome" / "state.safetensors").unlink()
+    from factlocate.editors import rome
+
+    monkeypatch.setattr(rome, "compute_edit", lambda *a, **k: pytest.fail("a finished run edited again"))
+    sequential.run(tiny_gpt2, ds, records, "rome", tmp_path, params,
+                   dict(layer=1, v_num_grad_steps=3, stats_tokens=STATS_TOKENS, context_template_lengths=[[5, 1]]),
+                   progress=False)
+    assert sequential.load_runs(tmp_path) == runs
     assert all(len(r["final"]) == 2 for r in runs)
     with pytest.raises(FactlocateError, match="fewer than --edits"):
         sequential.select(records[:3], 5)

@@ -5,14 +5,21 @@
 #
 # Every step resumes: a finished step returns in seconds, an unfinished one fills in what is
 # missing. The first failing step stops the script (later steps read its output). The outputs live
-# in tracked folders (docs/report/<model>/, docs/atp/<model>/) so that a partial run survives a
-# fresh clone once committed. Each step's wall time is appended to
+# in tracked folders (docs/report/<model>/, docs/atp/<model>/, docs/alphaedit-scan/) so that a
+# partial run survives a fresh clone once committed. Each step's wall time is appended to
 # docs/runs-times.txt with its command. Kill with: pkill -f tools/long_runs.sh; pkill -f factlocate
+#
+# What does not survive a fresh machine, and is therefore made in the session that uses it:
+# MEND/KE checkpoints (the cache; 130-170 MB each) and an unfinished sequential run's state file.
+# Two decisions are taken by a person between steps, and gate a model's editing steps:
+# ROME's edit layer from Figure 5 (configs/rome/<model>.yaml names docs/report/<model>/sweep) and,
+# where a model has no AlphaEdit config, its null-space threshold from docs/alphaedit-scan/<model>.json.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 FL=.venv/bin/factlocate
 PY=.venv/bin/python
-SEQ_DATA="counterfact:src/factlocate/data/counterfact_sample.json+../shared/data/counterfact_portability_gpt4.json"
+DATA=../shared/data
+SEQ_DATA="counterfact:src/factlocate/data/counterfact_sample.json+$DATA/counterfact_portability_gpt4.json"
 TIMES=docs/runs-times.txt
 
 step() {  # step <command...>: run it, log its wall time and exit status with the command
@@ -28,9 +35,11 @@ step() {  # step <command...>: run it, log its wall time and exit status with th
 # changed setting makes a done section run again.
 declare -A SWEEP_LAYERS=([gemma-3-270m]=0,2,4,6,8,10,12,14,16 [smollm2-135m]=0,3,6,9,12,15,18,21,24,27)
 
-report() {  # report <model> <sections>: the full settings every time, so sections stay done
-    step $FL report --model "$1" --out "docs/report/$1" --sweep-layers "${SWEEP_LAYERS[$1]}" \
-        --sequential-dataset "$SEQ_DATA" --only "$2"
+report() {  # report <model> <sections> [--editors LIST]: the full settings every time, so sections stay done
+    local m=$1 sections=$2
+    shift 2
+    step $FL report --model "$m" --out "docs/report/$m" --sweep-layers "${SWEEP_LAYERS[$m]}" \
+        --sequential-dataset "$SEQ_DATA" --only "$sections" "$@"
 }
 
 atp_chain() {  # notes/atp.md's comparison on one model, against the report's Figure 2 fact set
@@ -45,6 +54,32 @@ atp_chain() {  # notes/atp.md's comparison on one model, against the report's Fi
         --out "$d/replay-check.json"
 }
 
+alphaedit_scan() {  # the null-space threshold scan, for a model without an AlphaEdit config (not resumable)
+    local m=$1 out="docs/alphaedit-scan/$1.json"
+    [ -f "src/factlocate/configs/alphaedit/$m.yaml" ] || [ -f "$out" ] && return 0
+    step $PY -m tools.alphaedit_scan --model "$m" --dataset "$SEQ_DATA" --n 100 --out "$out"
+}
+
+decided() {  # decided <model>: both decisions above are in the configs; else say which is missing
+    local m=$1
+    if ! grep -q "docs/report/$m/sweep" "src/factlocate/configs/rome/$m.yaml"; then
+        echo "=== $m: editing waits for ROME's layer from Figure 5 (configs/rome/$m.yaml, docs/report/$m/sweep)"
+        return 1
+    fi
+    if [ ! -f "src/factlocate/configs/alphaedit/$m.yaml" ]; then
+        echo "=== $m: editing waits for an AlphaEdit config (from docs/alphaedit-scan/$m.json)"
+        return 1
+    fi
+}
+
+hypernets() {  # hypernets <model> <mend|ke>: train the three variants, then their rows, in one session
+    local m=$1 e=$2
+    step $FL train-editor --editor "$e" --model "$m" --data "wikitext:$DATA/wiki.valid.tokens"
+    step $FL train-editor --editor "$e" --model "$m" --data "cf:$DATA/counterfact-train.json"
+    step $FL train-editor --editor "$e" --model "$m" --data "zsre:$DATA/zsre_mend_train-1k.json"
+    report "$m" table1,table2,fig6 --editors "$e,$e-cf,$e-zsre"
+}
+
 make -s install
 report gemma-3-270m fig2
 atp_chain gemma-3-270m
@@ -52,4 +87,13 @@ report smollm2-135m fig2
 atp_chain smollm2-135m
 report smollm2-135m fig1,fig5
 report gemma-3-270m fig1,fig5
+alphaedit_scan gemma-3-270m
+for m in smollm2-135m gemma-3-270m; do
+    decided "$m" || continue
+    report "$m" table1,table2,fig6 --editors unedited,rome,memit,alphaedit,ft,ft-l,kn
+    hypernets "$m" mend
+    hypernets "$m" ke
+    report "$m" table1,table2,fig6  # every editor: the rows above are reused
+    report "$m" sequential
+done
 echo "=== $(date -u +%FT%TZ) all steps done"

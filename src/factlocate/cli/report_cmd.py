@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--sequential", default=None,
                    help="sequential runs as editor:edits:batch:log_every,... (default memit:1000:100:1,"
                         "alphaedit:1000:100:1,rome:200:1:10)")
+    p.add_argument("--editors", default=None,
+                   help="only these editors in Tables 1-2 and Figure 6, e.g. mend,mend-cf,mend-zsre (their results "
+                        "stay for a later run with every editor; default: all)")
     p.add_argument("--only", default=None,
                    help="compute only these sections, e.g. fig2 or fig2,fig5 (the page is still written whole; "
                         "sections: fig2, fig1, fig5, table1, table2, fig6, sequential)")
@@ -45,12 +48,15 @@ def run_report(args) -> int:
     from factlocate.cli.common import parse_layers
     from factlocate.models import DEFAULT_MODEL
     from factlocate.paper import ReportSettings, build
+    from factlocate.paper.settings import editor_subset
 
     options = dict(model=args.model or DEFAULT_MODEL, facts=args.facts, samples=args.samples,
                    sweep_cases=args.sweep_cases, eval_cases=args.eval_cases, generation=not args.no_generation,
                    counterfact=args.counterfact, zsre=args.zsre, sequential_dataset=args.sequential_dataset)
     if args.sweep_layers:
         options["sweep_layers"] = tuple(parse_layers(args.sweep_layers))
+    if args.editors:
+        options.update(editor_subset([e.strip() for e in args.editors.split(",")]))
     runs = _sequential(args.sequential)
     if runs is not None:
         options["sequential"] = runs

@@ -23,7 +23,9 @@ this run is skipped (and counted), so no fact is rewritten twice. For each batch
 After the last batch every edited case is scored on the final weights (ES, EM, PS, PM, NS,
 NM, S; GE on the first `gen_cases` cases), one resumable file per case under `final/`; the
 weights are then restored and the same cases scored unedited (`unedited/`, the reference row,
-cached per model and dataset so that editors on the same cases share it).
+cached per model and dataset so that editors on the same cases share it). `done.json` then marks
+the run complete: a rerun returns at once, even where `state.safetensors` (tens of MB on a real
+model, and not kept in git) is gone.
 `write_report` puts a summary table and plotly curves (efficacy, specificity, perplexity and
 weight norm against the number of edits, one line per editor) beside the editor folders.
 """
@@ -175,6 +177,9 @@ def run(model, dataset, records: list, editor: str, out: str | Path, params: Seq
         "sequential": dataclasses.asdict(params), "case_ids": [r.case_id for r in chosen],
         "skipped_repeats": skipped,
     }, overwrite=False)
+    finished = folder / "done.json"
+    if finished.exists():  # complete: the scores are on disk, and the large state file is not needed again
+        return folder
     accepted = inspect.signature(module.compute_edit).parameters
     takes_state = "state" in accepted
     fixed = {}
@@ -221,6 +226,7 @@ def run(model, dataset, records: list, editor: str, out: str | Path, params: Seq
     finally:
         restore(model, originals)
     _score_unedited(model, dataset, chosen, folder, params, progress)
+    write_json(finished, {"batches": len(batches), "edit_seconds": total})
     return folder
 
 

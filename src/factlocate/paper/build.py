@@ -2,7 +2,9 @@
 
 A section is done once `DIR/<folder>/done.json` holds the parameters it ran with; a later
 call with the same parameters neither loads the model nor runs anything for it. Its wall
-time, summed over the calls that did work, is kept in `DIR/<folder>/timing.json`. While a
+time, summed over the calls that did work in its folder (a call with other settings, e.g.
+more editors, adds its time to the earlier calls' whose results the runners reuse), is kept
+in `DIR/<folder>/timing.json`. While a
 section runs, `DIR/<folder>/elapsed.json` is rewritten every `TICK` seconds, so the time of a
 call that is killed before the section is done still counts when the next call finishes it.
 """
@@ -69,9 +71,10 @@ def compute(ctx: Context, log=print, only: tuple[str, ...] | None = None) -> lis
             continue
         log(f"factlocate report: {section.title}")
         folder = ctx.folder(section.folder)
+        earlier = _seconds(ctx, section) or 0.0  # finished calls with other settings
         with _clock(folder) as elapsed:
             section.compute(ctx)
-        write_json(folder / "timing.json", {"seconds": elapsed()})
+        write_json(folder / "timing.json", {"seconds": earlier + elapsed()})
         write_json(folder / "done.json", {"params": params_json(section, ctx.settings)})
         (folder / "elapsed.json").unlink()
         ran.append(key)

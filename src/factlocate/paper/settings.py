@@ -12,6 +12,20 @@ CURIE_EDITORS = ("rome", "memit", "alphaedit", "ft", "ft-l", "kn", "mend", "mend
 SEQUENTIAL = (("memit", 1000, 100, 1), ("alphaedit", 1000, 100, 1), ("rome", 200, 1, 10))
 
 
+def editor_subset(names: list[str] | tuple[str, ...]) -> dict:
+    """The editor fields of `ReportSettings` cut down to `names` (in the tables' order).
+
+    A run with a subset (say, the trained editors, whose checkpoints must be trained in the same
+    session) leaves per-editor results that a later run with every editor reuses.
+    """
+    known = set(CF_EDITORS + ZSRE_EDITORS + CURIE_EDITORS)
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise FactlocateError(f"report: unknown editors {unknown}: choose from {', '.join(sorted(known))}")
+    return {field: tuple(e for e in default if e in names) for field, default in
+            (("counterfact_editors", CF_EDITORS), ("zsre_editors", ZSRE_EDITORS), ("curie_editors", CURIE_EDITORS))}
+
+
 @dataclass(frozen=True)
 class ReportSettings:
     model: str
