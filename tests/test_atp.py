@@ -187,3 +187,17 @@ def test_verification_rules_replayed_on_exact_grids(tiny_dirs, tmp_path):
     assert atp_bounds.main(["--model", tiny_dirs["gpt2"], "--facts", "0", "--window", "2", "--out", str(out)]) == 0
     saved = json.loads(out.read_text())
     assert set(saved["totals"]) == {"margin", "taylor", "conformal", "rank"} and len(saved["rows"]) == 12
+
+
+def test_spearman_ignores_the_rows_before_the_subject():
+    """Before the subject both effects are zero by construction: their rounding must not move the correlation."""
+    import numpy as np
+
+    from factlocate.tracing.fidelity import _spearman
+
+    rng = np.random.default_rng(0)
+    exact = np.vstack([np.zeros((2, 6)), rng.random((3, 6))])
+    before = [True, True, False, False, False]
+    noisy = exact + np.vstack([rng.normal(0, 1e-8, (2, 6)), np.zeros((3, 6))])
+    assert _spearman(exact, noisy, before) == 1.0
+    assert _spearman(exact, noisy, [False] * 5) < 1.0

@@ -5,7 +5,9 @@
 For every fact traced in both runs and every kind, with effects taken as score minus the
 corrupted score:
 
-* the Spearman rank correlation of the two grids;
+* the Spearman rank correlation of the two grids, from the subject's first token on (before the
+  subject both effects are zero by construction; ranking their float rounding would make the
+  correlation depend on the machine);
 * recall: how many of the exact grid's top-5 cells are in the other's top-10, and how many
   the other run holds as exact values (`atp+verify`);
 * the largest false negative: the exact effect of a cell outside the other's top-10 that
@@ -40,10 +42,13 @@ def _cases(folder: Path) -> dict:
     return cases
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+def _spearman(a: np.ndarray, b: np.ndarray, before_subject) -> float:
+    """Rank correlation of two [token, layer] grids over the rows from the subject on."""
     from scipy.stats import spearmanr
 
-    if np.all(a == a.flat[0]) or np.all(b == b.flat[0]):
+    keep = ~np.asarray(before_subject, dtype=bool)
+    a, b = a[keep], b[keep]
+    if a.size == 0 or np.all(a == a.flat[0]) or np.all(b == b.flat[0]):
         return float("nan")
     return float(spearmanr(a.reshape(-1), b.reshape(-1)).statistic)
 
@@ -71,7 +76,7 @@ def compare(exact_dir: str | Path, other_dir: str | Path, replay_top: int | None
             e = TraceResult.from_dict(exact[k]["traces"][kind])
             o = TraceResult.from_dict(other[k]["traces"][kind])
             ge, go = e.scores - e.low_score, o.scores - o.low_score
-            rhos.append(_spearman(ge, go))
+            rhos.append(_spearman(ge, go, e.before_subject))
             top5 = set(np.argsort(-ge, axis=None)[:5].tolist())
             top10 = set(np.argsort(-go, axis=None)[:10].tolist())
             in_top10 += len(top5 & top10)
