@@ -53,7 +53,9 @@ def run(model, dataset, records, editor: str, layers: list[int], tokens: list[st
     out = Path(out)
     params = runner.EvalParams(generation=False)
     grid: dict[str, dict[tuple[str, int], float | None]] = {m: {} for m in METRICS}
-    cells = [(t, layer) for t in tokens for layer in layers]
+    # Layer by layer: a layer's key statistics (minutes on a CPU, cached on disk) serve all its cells together,
+    # so a sweep resumed on a machine without that cache computes them again only for the layers still to do.
+    cells = [(t, layer) for layer in layers for t in tokens]
     for token, layer in tqdm(cells, desc=f"sweep {editor}", unit="cell", disable=not progress):
         name = f"{editor}-L{layer}-{token}"
         folder = runner.run(
