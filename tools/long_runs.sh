@@ -45,6 +45,7 @@ report() {  # report <model> <sections> [--editors LIST]: the full settings ever
 
 atp_chain() {  # notes/atp.md's comparison on one model, against the report's Figure 2 fact set
     local m=$1 exact="docs/report/$1/facts" d="docs/atp/$1"
+    [ -f "$d/replay-check.json" ] && return 0  # the chain's last output: all done (saves loading the model 4 times)
     step $FL trace-facts --model "$m" --n 100 --method atp --out "$d/atp"
     step $FL trace-compare --exact "$exact" --other "$d/atp" --labels exact,atp --replay-verify 10 \
         --out "$d/fidelity-atp"
