@@ -31,9 +31,8 @@ step() {  # step <command...>: run it, log its wall time and exit status with th
     [ "$rc" -eq 0 ] || { echo "=== stopped: that step failed (rc=$rc)"; exit "$rc"; }
 }
 
-# Figure 5's layers per model (every third: 6 of Gemma's 18, 10 of SmolLM2's 30; a sweep cell takes 4-7 min on the
-# 2-core machine): one place, since a
-# changed setting makes a done section run again.
+# Figure 5's layers per model, in one place since a changed setting makes a done section run again: every third
+# layer (6 of Gemma's 18, 10 of SmolLM2's 30), as a sweep cell takes about 4-7 min on the 2-core machine.
 declare -A SWEEP_LAYERS=([gemma-3-270m]=0,3,6,9,12,15 [smollm2-135m]=0,3,6,9,12,15,18,21,24,27)
 
 report() {  # report <model> <sections> [--editors LIST]: the full settings every time, so sections stay done
@@ -58,7 +57,7 @@ atp_chain() {  # notes/atp.md's comparison on one model, against the report's Fi
 
 alphaedit_scan() {  # the null-space threshold scan, for a model without an AlphaEdit config (not resumable)
     local m=$1 out="docs/alphaedit-scan/$1.json"
-    [ -f "src/factlocate/configs/alphaedit/$m.yaml" ] || [ -f "$out" ] && return 0
+    { [ -f "src/factlocate/configs/alphaedit/$m.yaml" ] || [ -f "$out" ]; } && return 0
     step $PY -m tools.alphaedit_scan --model "$m" --dataset "$SEQ_DATA" --n 100 --out "$out"
 }
 
