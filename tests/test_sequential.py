@@ -239,3 +239,32 @@ def test_sequential_cli_reports_and_exports(tiny_dirs, tmp_path, capsys, monkeyp
 def test_missing_threshold_is_a_clear_error():
     with pytest.raises(FactlocateError, match="nullspace_threshold"):
         alphaedit.HParams.load("someone/unknown-model", {"layers": [1, 2]})
+
+
+def test_scan_starts_from_memit_where_a_model_has_no_alphaedit_config():
+    from tools import alphaedit_scan
+
+    hp = alphaedit_scan.scan_hparams("gemma-3-270m", {"nullspace_threshold": 2e-2})
+    shipped = memit.HParams.load("gemma-3-270m")
+    assert hp.layers == shipped.layers and hp.mom2_update_weight == shipped.mom2_update_weight
+    assert (hp.nullspace_threshold, hp.L2) == (2e-2, 10.0)
+    assert alphaedit_scan.memit_part(hp) == shipped
+    with_config = alphaedit_scan.scan_hparams("smollm2-135m", {"L2": 1.0})
+    assert with_config == alphaedit.HParams.load("smollm2-135m", {"L2": 1.0})
+
+
+def test_scan_writes_memit_and_every_setting(tiny_dirs, tmp_path, monkeypatch):
+    from tools import alphaedit_scan
+
+    monkeypatch.setenv("FACTLOCATE_OFFLINE", "1")
+    out = tmp_path / "scan.json"
+    rc = alphaedit_scan.main(["--model", tiny_dirs["gpt2"], "--n", "2", "--probe", "1", "--thresholds", "1e-3,1e9",
+                              "--l2", "10", "--layer", "1,2", "--set", "v_num_grad_steps=2",
+                              "--set", f"stats_tokens={STATS_TOKENS}", "--set", "context_template_lengths=[[5,1]]",
+                              "--out", str(out)])
+    data = json.loads(out.read_text())
+    assert rc == 0 and [r["editor"] for r in data["rows"]] == ["unedited", "memit", "alphaedit", "alphaedit"]
+    assert data["hparams"]["layers"] == [1, 2] and data["command"].endswith(str(out))
+    everything = data["rows"][3]  # a threshold above every singular value: the whole space is free
+    assert set(everything["kept"].values()) == {256}
+    assert all(0 <= r["ES"] <= 1 and r["ppl"] > 1 for r in data["rows"])

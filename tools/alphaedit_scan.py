@@ -15,10 +15,15 @@ its update on the unedited weights, is measured and reverted:
 * ‖ΔW‖: the update's Frobenius norm, summed over the layers.
 
 MEMIT's own update from the same z's is the first row. The JSON keeps every row and the command's settings.
+
+A model without an AlphaEdit config (the usual reason to scan) starts from its MEMIT config: AlphaEdit is
+MEMIT plus the null space, so the layers and target settings carry over and only the two thresholds are new.
+`--hparams FILE`, `--layer` and `--set KEY=VALUE` work as for `factlocate edit`.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 
@@ -31,9 +36,27 @@ def _measure(model, records, probe, ppl_rows) -> dict:
             "ppl": perplexity(model, ppl_rows)}
 
 
+def scan_hparams(model_spec: str, overrides: dict, path: str | None = None):
+    """AlphaEdit's hyperparameters: `path`, else the model's AlphaEdit config, else its MEMIT config."""
+    from factlocate.editors import alphaedit, memit
+
+    if path is None and not alphaedit.HParams.path_for(model_spec).exists():
+        memit_path = memit.HParams.path_for(model_spec)
+        path = memit_path if memit_path.exists() else None
+    return alphaedit.HParams.load(model_spec, overrides, path=path)
+
+
+def memit_part(hp):
+    """MEMIT's hyperparameters with AlphaEdit's shared fields: the reference row edits the same layers."""
+    from factlocate.editors import memit
+
+    return memit.HParams(**{f.name: getattr(hp, f.name) for f in dataclasses.fields(memit.HParams)})
+
+
 def main(argv=None) -> int:
     from factlocate import datasets, load_model
     from factlocate import deltas as deltas_mod
+    from factlocate.cli.common import add_hparams_args, hparams_overrides
     from factlocate.editors import alphaedit, context_templates, memit
     from factlocate.evaluation import sequential
     from factlocate.io import write_json
@@ -47,17 +70,22 @@ def main(argv=None) -> int:
     p.add_argument("--thresholds", default="5e-3,1e-2,2e-2")
     p.add_argument("--l2", default="10,1,0.1")
     p.add_argument("--out", required=True)
+    add_hparams_args(p)
     args = p.parse_args(argv)
     thresholds = [float(x) for x in args.thresholds.split(",")]
     l2s = [float(x) for x in args.l2.split(",")]
+    overrides = hparams_overrides(args, alphaedit.HParams, alphaedit.NAME)
+
+    def hparams(**changes):
+        return scan_hparams(args.model, {"nullspace_threshold": thresholds[0], **overrides, **changes}, args.hparams)
 
     ds = datasets.load(args.dataset, allow_download=False)
     records, _ = sequential.select(ds.records, args.n)
     requests = [r.request() for r in records]
     probe = records[: args.probe]
     model = load_model(args.model)
-    hp = alphaedit.HParams.load(args.model)
-    mhp = memit.HParams.load(args.model)
+    hp = hparams()
+    mhp = memit_part(hp)
     templates = context_templates.context_templates(model, hp.context_template_lengths, seed=hp.seed)
     ppl_rows = wikitext_slice(model, 4096)
     t = time.perf_counter()
@@ -74,15 +102,15 @@ def main(argv=None) -> int:
 
     record("memit", memit.spread(model, requests, templates, zs, mhp, memit.covariance_update(model, mhp))[0], {})
     for threshold in thresholds:
-        base = alphaedit.initial_state(model, alphaedit.HParams.load(args.model, {"nullspace_threshold": threshold}),
-                                       progress=False)
+        base = alphaedit.initial_state(model, hparams(nullspace_threshold=threshold), progress=False)
         for l2 in l2s:
-            shp = alphaedit.HParams.load(args.model, {"nullspace_threshold": threshold, "L2": l2})
+            shp = hparams(nullspace_threshold=threshold, L2=l2)
             deltas, _, _ = alphaedit.write_layers(model, requests, templates, zs, shp, base)
             record("alphaedit", deltas, {"threshold": threshold, "L2": l2, "kept": dict(base.kept)})
     command = "python -m tools.alphaedit_scan " + " ".join(sys.argv[1:] if argv is None else argv)
+    shared = {k: v for k, v in dataclasses.asdict(hp).items() if k not in ("nullspace_threshold", "L2")}
     write_json(args.out, {"command": command, "model": args.model, "dataset": ds.name, "n": len(records),
-                          "probe": len(probe), "rows": rows})
+                          "probe": len(probe), "hparams": shared, "rows": rows})
     print(f"wrote {args.out}")
     return 0
 
