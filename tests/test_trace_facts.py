@@ -149,3 +149,25 @@ def test_runs_saved_with_one_severed_kind_still_resume(tiny_gpt2, tmp_path):
     old = run_facts(tiny_gpt2, tmp_path, spec, facts=facts, progress=False)
     assert list(old["severed"]["by_kind"]) == ["mlp"]
     np.testing.assert_allclose(old["severed"]["by_kind"]["mlp"]["aie"], new["severed"]["by_kind"]["mlp"]["aie"])
+
+
+def test_layer_range_from_a_fact_set_equals_tracing_the_same_facts(tiny_gpt2, tmp_path, capsys):
+    """`layer-range --from DIR` reads MEMIT's gap and AttnEdit's curve off a fact-set run without tracing."""
+    from factlocate.cli import main
+    from factlocate.editors import layer_range
+
+    facts = _facts_the_model_knows(tiny_gpt2, n_right=2, n_wrong=1)
+    spec = FactSetSpec(model="tiny-gpt2", facts="custom", window=3, sever="mlp", kinds=("hidden", "attn"),
+                       run=RunSpec(samples=2, noise="0.5"))
+    run_facts(tiny_gpt2, tmp_path, spec, facts=facts, progress=False)
+    gap, effect, n = layer_range.from_fact_set(tmp_path)
+    known = [(f["prompt"], f["subject"]) for f in facts[:2]]
+    np.testing.assert_allclose(gap, layer_range.severed_gap(tiny_gpt2, known, samples=2, noise="0.5", progress=False),
+                               atol=1e-6)
+    np.testing.assert_allclose(effect, layer_range.attention_effect(tiny_gpt2, known, samples=2, noise="0.5",
+                                                                    progress=False, window=3), atol=1e-6)
+    assert n == 2
+    assert main(["layer-range", "--from", str(tmp_path), "--width", "2", "--attention"]) == 0
+    assert f"memit layers: {layer_range.best_window(gap, 2)}" in capsys.readouterr().out
+    assert main(["layer-range", "--from", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err

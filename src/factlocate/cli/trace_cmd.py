@@ -50,6 +50,8 @@ def register(sub) -> None:
     p.add_argument("--width", type=int, default=5, help="number of layers in MEMIT's range")
     p.add_argument("--samples", type=int, default=10)
     p.add_argument("--attention", action="store_true", help="also suggest AttnEdit's layer")
+    p.add_argument("--from", dest="from_dir", default=None, metavar="DIR",
+                   help="read the traces from a finished trace-facts --sever mlp folder instead of tracing")
     p.set_defaults(func=run_layer_range)
 
 
@@ -161,15 +163,22 @@ def run_layer_range(args) -> int:
 
     if args.n < 1:
         raise FactlocateError("--n must be at least 1")
-    model = load_model(args.model)
-    pairs = layer_range.facts(args.n)
-    gap = layer_range.severed_gap(model, pairs, samples=args.samples)
+    if args.from_dir:
+        gap, eff, n = layer_range.from_fact_set(args.from_dir)
+        if args.attention and eff is None:
+            raise FactlocateError(f"{args.from_dir} has no attention traces: drop --attention")
+        print(f"from {args.from_dir}: {n} known facts")
+    else:
+        model = load_model(args.model)
+        pairs = layer_range.facts(args.n)
+        gap = layer_range.severed_gap(model, pairs, samples=args.samples)
     print("layer  gap(ordinary - MLP severed)")
     for l, g in enumerate(gap):
         print(f"{l:5d}  {g:+.4f}")
     print(f"memit layers: {layer_range.best_window(gap, args.width)}")
     if args.attention:
-        eff = layer_range.attention_effect(model, pairs, samples=args.samples)
+        if not args.from_dir:
+            eff = layer_range.attention_effect(model, pairs, samples=args.samples)
         print("layer  attention effect at the last token")
         for l, e in enumerate(eff):
             print(f"{l:5d}  {e:+.4f}")

@@ -14,13 +14,21 @@ effect-weighted mean layer of the attention traces (window 10) over the layers
 whose mean effect is at least half of the largest.
 
     factlocate layer-range --model smollm2-135m --n 20 --width 6 --attention
+    factlocate layer-range --from docs/report/smollm2-135m/facts --width 6 --attention
+
+`--from` reads both curves from a finished fact-set run instead of tracing (the
+report's Figure 2 folder: `trace-facts --sever mlp`, hidden and attention kinds,
+at the same settings), so it costs nothing and covers only facts the model knows.
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from factlocate.errors import FactlocateError
+from factlocate.io import read_json
 
 
 def facts(n: int, start: int = 0) -> list[tuple[str, str]]:
@@ -57,7 +65,8 @@ def best_window(values, width: int) -> list[int]:
     return list(range(start, start + width))
 
 
-def attention_effect(model, pairs, samples: int = 10, noise: str = "s3", seed: int = 1, progress: bool = True):
+def attention_effect(model, pairs, samples: int = 10, noise: str = "s3", seed: int = 1, progress: bool = True,
+                     window: int = 10):
     """Mean over facts of the attention (window 10) indirect effect at the last token, per layer."""
     from factlocate import tokens
     from factlocate.tracing import resolve_noise, trace
@@ -66,7 +75,8 @@ def attention_effect(model, pairs, samples: int = 10, noise: str = "s3", seed: i
     effects = []
     for prompt, subject in tqdm(pairs, desc="attention traces", disable=not progress):
         last = len(tokens.encode(model, prompt)) - 1
-        r = trace(model, prompt, subject, "attn", samples=samples, noise=noise_obj, seed=seed, token_range=[last])
+        r = trace(model, prompt, subject, "attn", samples=samples, noise=noise_obj, seed=seed, token_range=[last],
+                  window=window)
         effects.append(np.asarray(r.scores[0]) - r.low_score)
     return np.mean(effects, axis=0)
 
@@ -77,3 +87,22 @@ def centre_layer(effect) -> int:
     keep = effect >= 0.5 * effect.max()
     layers = np.arange(len(effect))[keep]
     return int(round(float(np.average(layers, weights=effect[keep]))))
+
+
+def from_fact_set(folder: str | Path) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """(severed gap, attention effect at the last token or None, facts) from a fact-set run's summary.json.
+
+    The same means as `severed_gap` and `attention_effect` over the run's correctly answered facts: the
+    per-fact low scores cancel in the gap, and the attention bucket is the last token's effect over them.
+    """
+    path = Path(folder) / "summary.json"
+    if not path.is_file():
+        raise FactlocateError(f"{path} does not exist: give a finished trace-facts folder")
+    summary = read_json(path)
+    severed = summary.get("severed") or {}
+    if "mlp" not in severed.get("by_kind", {}):
+        raise FactlocateError(f"{folder} has no MLP-severed hidden traces: run trace-facts with --sever mlp")
+    gap = np.asarray(severed["aie_unsevered"], dtype=float) - np.asarray(severed["by_kind"]["mlp"]["aie"], dtype=float)
+    attn = summary.get("kinds", {}).get("attn")
+    effect = np.asarray(attn["buckets"]["last"]["aie"], dtype=float) if attn else None
+    return gap, effect, int(severed["n"])
