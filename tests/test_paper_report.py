@@ -123,3 +123,14 @@ def test_a_killed_sections_time_counts_when_it_is_finished(tmp_path, monkeypatch
     with build_mod._clock(tmp_path) as elapsed:
         time.sleep(0.05)
     assert elapsed() >= first + 0.05
+
+
+def test_figure5_names_every_layer_tied_for_the_best_score():
+    from factlocate.paper.editing import best_layers
+
+    grid = {"S": {("subject_last", 0): 83.61, ("subject_last", 3): 83.6, ("subject_last", 6): 83.0,
+                  ("subject_last", 9): None}}
+    assert best_layers(grid, [0, 3, 6, 9]) == "0 and 3 (tied)"
+    grid["S"][("subject_last", 6)] = 90.0
+    assert best_layers(grid, [0, 3, 6, 9]) == "6"
+    assert best_layers({"S": {}}, [0]) == "n/a"

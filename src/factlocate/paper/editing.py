@@ -45,6 +45,17 @@ def config_layer(s: ReportSettings) -> str:
     return str(getattr(hp, "layer", None) if hasattr(hp, "layer") else getattr(hp, "layers", None))
 
 
+def best_layers(grid, layers) -> str:
+    """The layers with the highest S at the last subject token, ties listed together (S rounded to 0.1)."""
+    scored = {l: round(grid["S"][("subject_last", l)], 1) for l in layers
+              if grid["S"].get(("subject_last", l)) is not None}
+    if not scored:
+        return "n/a"
+    top = max(scored.values())
+    best = [str(l) for l, v in scored.items() if v == top]
+    return best[0] if len(best) == 1 else " and ".join([", ".join(best[:-1]), best[-1]]) + " (tied)"
+
+
 def sweep_render(ctx: Context) -> list:
     from factlocate.evaluation import sweep
 
@@ -54,11 +65,9 @@ def sweep_render(ctx: Context) -> list:
     for layer in layers:
         vals = [grid[m].get(("subject_last", layer)) for m in sweep.METRICS]
         rows.append(f"| {layer} | " + " | ".join("n/a" if v is None else f"{v:.1f}" for v in vals) + " |")
-    scored = [(grid["S"][("subject_last", l)], l) for l in layers if grid["S"].get(("subject_last", l)) is not None]
-    best = max(scored)[1] if scored else None
     text = (f"{s.sweep_editor} at the last subject token, {s.sweep_cases} CounterFact cases (x100; S is the "
-            f"harmonic mean of ES, PS and NS). Best layer by S: **{best}**; the shipped config edits layer "
-            f"{config_layer(s)}.")
+            f"harmonic mean of ES, PS and NS). Best layer by S: **{best_layers(grid, layers)}**; the shipped "
+            f"config edits layer {config_layer(s)}.")
     return [text, "\n".join(rows), sweep.figure(grid, tokens, layers, s.sweep_editor)]
 
 
