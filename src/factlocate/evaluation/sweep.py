@@ -112,20 +112,23 @@ def _csv(grid, tokens, layers) -> str:
 
 
 def figure(grid, tokens, layers, editor):
-    """ES, PS, NS and S heatmaps: key-token rule by edited layer."""
+    """ES, PS, NS and S heatmaps, two by two (one colour scale, 0-100): key-token rule by edited layer."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    fig = make_subplots(rows=len(METRICS), cols=1, subplot_titles=METRICS, vertical_spacing=0.08)
+    fig = make_subplots(rows=2, cols=2, subplot_titles=METRICS, shared_yaxes=True,
+                        horizontal_spacing=0.04, vertical_spacing=0.16)
     for i, m in enumerate(METRICS):
+        row, col = divmod(i, 2)
         z = [[grid[m][(t, layer)] for layer in layers] for t in tokens]
         fig.add_trace(
             go.Heatmap(z=z, x=layers, y=[FACT_TOKENS[t] for t in tokens], zmin=0, zmax=100,
-                       colorscale="Purples", showscale=i == 0,
+                       colorscale="Purples", showscale=i == 0, colorbar=dict(title="x100", len=0.9),
                        hovertemplate="layer %{x}<br>%{y}<br>%{z:.1f}<extra></extra>"),
-            row=i + 1, col=1,
+            row=row + 1, col=col + 1,
         )
-        fig.update_xaxes(title_text="edited layer", row=i + 1, col=1)
+        fig.update_xaxes(title_text="edited layer", row=row + 1, col=col + 1)
+    panel = max(300, 20 * len(layers))
     fig.update_layout(title=f"{editor}: post-edit ES, PS, NS and S by edited layer and key token",
-                      height=260 * len(METRICS), width=max(600, 40 * len(layers) + 300))
+                      height=620, width=2 * panel + 300)
     return fig
