@@ -253,18 +253,35 @@ def test_scan_starts_from_memit_where_a_model_has_no_alphaedit_config():
     assert with_config == alphaedit.HParams.load("smollm2-135m", {"L2": 1.0})
 
 
-def test_scan_writes_memit_and_every_setting(tiny_dirs, tmp_path, monkeypatch):
+def test_scan_writes_memit_and_every_setting_and_resumes(tiny_dirs, tmp_path, monkeypatch):
     from tools import alphaedit_scan
 
     monkeypatch.setenv("FACTLOCATE_OFFLINE", "1")
-    out = tmp_path / "scan.json"
-    rc = alphaedit_scan.main(["--model", tiny_dirs["gpt2"], "--n", "2", "--probe", "1", "--thresholds", "1e-3,1e9",
-                              "--l2", "10", "--layer", "1,2", "--set", "v_num_grad_steps=2",
-                              "--set", f"stats_tokens={STATS_TOKENS}", "--set", "context_template_lengths=[[5,1]]",
-                              "--out", str(out)])
-    data = json.loads(out.read_text())
-    assert rc == 0 and [r["editor"] for r in data["rows"]] == ["unedited", "memit", "alphaedit", "alphaedit"]
-    assert data["hparams"]["layers"] == [1, 2] and data["command"].endswith(str(out))
+
+    def scan(out):
+        return alphaedit_scan.main(["--model", tiny_dirs["gpt2"], "--n", "2", "--probe", "1", "--thresholds",
+                                    "1e-3,1e9", "--l2", "10", "--layer", "1,2", "--set", "v_num_grad_steps=2",
+                                    "--set", f"stats_tokens={STATS_TOKENS}", "--set",
+                                    "context_template_lengths=[[5,1]]", "--out", str(out)])
+
+    assert scan(tmp_path / "scan.json") == 0
+    data = json.loads((tmp_path / "scan.json").read_text())
+    assert [r["editor"] for r in data["rows"]] == ["unedited", "memit", "alphaedit", "alphaedit"]
+    assert data["hparams"]["layers"] == [1, 2] and data["command"].endswith("scan.json")
+    assert not (tmp_path / "scan.json.partial").exists()
     everything = data["rows"][3]  # a threshold above every singular value: the whole space is free
     assert set(everything["kept"].values()) == {256}
     assert all(0 <= r["ES"] <= 1 and r["ppl"] > 1 for r in data["rows"])
+
+    # Stopped during the first AlphaEdit row, then resumed: the targets and the rows before are not made again.
+    write_layers = alphaedit.write_layers
+    monkeypatch.setattr(alphaedit, "write_layers", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        scan(tmp_path / "again.json")
+    assert (tmp_path / "again.json.partial" / "targets.safetensors").exists()
+    monkeypatch.setattr(alphaedit, "write_layers", write_layers)
+    monkeypatch.setattr(memit, "compute_targets", lambda *a, **k: pytest.fail("targets made again"))
+    monkeypatch.setattr(memit, "covariance_update", lambda *a, **k: pytest.fail("MEMIT's row made again"))
+    assert scan(tmp_path / "again.json") == 0
+    assert json.loads((tmp_path / "again.json").read_text())["rows"] == data["rows"]
+    assert not (tmp_path / "again.json.partial").exists()

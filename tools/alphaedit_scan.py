@@ -19,13 +19,18 @@ MEMIT's own update from the same z's is the first row. The JSON keeps every row 
 A model without an AlphaEdit config (the usual reason to scan) starts from its MEMIT config: AlphaEdit is
 MEMIT plus the null space, so the layers and target settings carry over and only the two thresholds are new.
 `--hparams FILE`, `--layer` and `--set KEY=VALUE` work as for `factlocate edit`.
+
+The scan resumes: the targets and each finished row are kept in OUT.partial/ until OUT is written, so a rerun
+of the same command after a stop computes only the rows still missing.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import shutil
 import sys
 import time
+from pathlib import Path
 
 
 def _measure(model, records, probe, ppl_rows) -> dict:
@@ -51,6 +56,58 @@ def memit_part(hp):
     from factlocate.editors import memit
 
     return memit.HParams(**{f.name: getattr(hp, f.name) for f in dataclasses.fields(memit.HParams)})
+
+
+class Checkpoint:
+    """OUT.partial/: the targets (safetensors) and the rows measured so far, so a stopped scan resumes.
+
+    `key.json` holds what the targets and rows depend on; a rerun with anything else refuses to mix them.
+    The folder is removed once OUT is written.
+    """
+
+    def __init__(self, out: Path, key: dict):
+        from factlocate.errors import FactlocateError
+        from factlocate.io import read_json, to_jsonable, write_json
+
+        self.folder = out.with_name(out.name + ".partial")
+        self.key = to_jsonable(key)
+        if (self.folder / "key.json").exists():
+            if read_json(self.folder / "key.json") != self.key:
+                raise FactlocateError(f"{self.folder} holds a scan with other settings: delete it or change --out")
+        else:
+            write_json(self.folder / "key.json", self.key)
+        rows = self.folder / "rows.json"
+        self.rows = read_json(rows) if rows.exists() else []
+
+    def targets(self, compute):
+        from safetensors.torch import load_file, save_file
+
+        from factlocate.io import atomic_path
+
+        path = self.folder / "targets.safetensors"
+        if path.exists():
+            return load_file(str(path))["zs"]
+        zs = compute()
+        with atomic_path(path) as tmp:
+            save_file({"zs": zs.detach().cpu().contiguous()}, str(tmp))
+        return zs
+
+    def row(self, label: dict, measure) -> dict:
+        """The row labelled `label` (editor, threshold, L2): from an earlier call, else `measure()`."""
+        from factlocate.io import to_jsonable, write_json
+
+        label = to_jsonable(label)
+        for done in self.rows:
+            if {k: done.get(k) for k in label} == label:
+                return done
+        row = to_jsonable({**label, **measure()})
+        self.rows.append(row)
+        write_json(self.folder / "rows.json", self.rows)
+        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+        return row
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def main(argv=None) -> int:
@@ -83,34 +140,43 @@ def main(argv=None) -> int:
     records, _ = sequential.select(ds.records, args.n)
     requests = [r.request() for r in records]
     probe = records[: args.probe]
-    model = load_model(args.model)
     hp = hparams()
     mhp = memit_part(hp)
+    shared = {k: v for k, v in dataclasses.asdict(hp).items() if k not in ("nullspace_threshold", "L2")}
+    saved = Checkpoint(Path(args.out), {"model": args.model, "dataset": ds.name, "case_ids": [r.case_id for r in records],
+                                        "probe": len(probe), "hparams": shared})
+    model = load_model(args.model)
     templates = context_templates.context_templates(model, hp.context_template_lengths, seed=hp.seed)
     ppl_rows = wikitext_slice(model, 4096)
     t = time.perf_counter()
-    zs, _ = memit.compute_targets(model, requests, templates, hp)
-    rows = [{"editor": "unedited", **_measure(model, records, probe, ppl_rows)}]
+    zs = saved.targets(lambda: memit.compute_targets(model, requests, templates, hp)[0])
     print(f"targets for {len(requests)} requests: {time.perf_counter() - t:.0f} s", flush=True)
 
-    def record(name: str, deltas, extra: dict) -> None:
+    def measure_with(deltas) -> dict:
         with deltas_mod.applied(model, deltas):
-            row = {"editor": name, **extra, **_measure(model, records, probe, ppl_rows),
-                   "update_norm": sum(float(d.delta.double().norm()) for d in deltas)}
-        rows.append(row)
-        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
+            return {**_measure(model, records, probe, ppl_rows),
+                    "update_norm": sum(float(d.delta.double().norm()) for d in deltas)}
 
-    record("memit", memit.spread(model, requests, templates, zs, mhp, memit.covariance_update(model, mhp))[0], {})
+    rows = [saved.row({"editor": "unedited"}, lambda: _measure(model, records, probe, ppl_rows))]
+    rows.append(saved.row({"editor": "memit"}, lambda: measure_with(
+        memit.spread(model, requests, templates, zs, mhp, memit.covariance_update(model, mhp))[0])))
     for threshold in thresholds:
-        base = alphaedit.initial_state(model, hparams(nullspace_threshold=threshold), progress=False)
+        bases = []  # the threshold's projections, made once and only if one of its rows is still to do
+
+        def write(threshold=threshold, l2=None, bases=bases) -> dict:
+            if not bases:
+                bases.append(alphaedit.initial_state(model, hparams(nullspace_threshold=threshold), progress=False))
+            deltas, _, _ = alphaedit.write_layers(model, requests, templates, zs,
+                                                  hparams(nullspace_threshold=threshold, L2=l2), bases[0])
+            return {"kept": dict(bases[0].kept), **measure_with(deltas)}
+
         for l2 in l2s:
-            shp = hparams(nullspace_threshold=threshold, L2=l2)
-            deltas, _, _ = alphaedit.write_layers(model, requests, templates, zs, shp, base)
-            record("alphaedit", deltas, {"threshold": threshold, "L2": l2, "kept": dict(base.kept)})
+            rows.append(saved.row({"editor": "alphaedit", "threshold": threshold, "L2": l2},
+                                  lambda threshold=threshold, l2=l2: write(threshold, l2)))
     command = "python -m tools.alphaedit_scan " + " ".join(sys.argv[1:] if argv is None else argv)
-    shared = {k: v for k, v in dataclasses.asdict(hp).items() if k not in ("nullspace_threshold", "L2")}
     write_json(args.out, {"command": command, "model": args.model, "dataset": ds.name, "n": len(records),
                           "probe": len(probe), "hparams": shared, "rows": rows})
+    saved.remove()
     print(f"wrote {args.out}")
     return 0
 

@@ -55,7 +55,7 @@ atp_chain() {  # notes/atp.md's comparison on one model, against the report's Fi
         --out "$d/replay-check.json"
 }
 
-alphaedit_scan() {  # the null-space threshold scan, for a model without an AlphaEdit config (not resumable)
+alphaedit_scan() {  # the null-space threshold scan, for a model without an AlphaEdit config (resumes from OUT.partial/)
     local m=$1 out="docs/alphaedit-scan/$1.json"
     { [ -f "src/factlocate/configs/alphaedit/$m.yaml" ] || [ -f "$out" ]; } && return 0
     step $PY -m tools.alphaedit_scan --model "$m" --dataset "$SEQ_DATA" --n 100 --out "$out"
