@@ -11,9 +11,11 @@
 #
 # What does not survive a fresh machine, and is therefore made in the session that uses it:
 # MEND/KE checkpoints (the cache; 130-170 MB each) and an unfinished sequential run's state file.
-# Two decisions are taken by a person between steps, and gate a model's editing steps:
+# Decisions are taken by a person between steps, and gate a model's editing steps:
 # ROME's edit layer from Figure 5 (configs/rome/<model>.yaml names docs/report/<model>/sweep) and,
 # where a model has no AlphaEdit config, its null-space threshold from docs/alphaedit-scan/<model>.json.
+# That scan edits MEMIT's layers, so it waits for MEMIT's range from the trace (configs/memit/<model>.yaml
+# names docs/report/<model>/facts; `factlocate layer-range --from docs/report/<model>/facts`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 FL=.venv/bin/factlocate
@@ -58,6 +60,10 @@ atp_chain() {  # notes/atp.md's comparison on one model, against the report's Fi
 alphaedit_scan() {  # the null-space threshold scan, for a model without an AlphaEdit config (resumes from OUT.partial/)
     local m=$1 out="docs/alphaedit-scan/$1.json"
     { [ -f "src/factlocate/configs/alphaedit/$m.yaml" ] || [ -f "$out" ]; } && return 0
+    if ! grep -q "docs/report/$m/facts" "src/factlocate/configs/memit/$m.yaml"; then  # it edits MEMIT's layers
+        echo "=== $m: the scan waits for MEMIT's range from the trace (configs/memit/$m.yaml, docs/report/$m/facts)"
+        return 0
+    fi
     step $PY -m tools.alphaedit_scan --model "$m" --dataset "$SEQ_DATA" --n 100 --out "$out"
 }
 
