@@ -285,3 +285,27 @@ def test_scan_writes_memit_and_every_setting_and_resumes(tiny_dirs, tmp_path, mo
     assert scan(tmp_path / "again.json") == 0
     assert json.loads((tmp_path / "again.json").read_text())["rows"] == data["rows"]
     assert not (tmp_path / "again.json.partial").exists()
+
+
+def test_an_evaluation_run_prepares_alphaedits_projections_once(tiny_gpt2, tmp_path, monkeypatch):
+    """The per-case protocol edits from the original weights, so every case shares one set of projections."""
+    from factlocate.evaluation import runner
+
+    overrides = dict(layers=[1, 2], v_num_grad_steps=2, stats_tokens=STATS_TOKENS, context_template_lengths=[[5, 1]],
+                     nullspace_threshold=_threshold(tiny_gpt2, [1, 2]))
+    hp = alphaedit.HParams(**overrides)
+    plain = alphaedit.compute_edit(tiny_gpt2, REQUESTS[:1], hp, progress=False)
+    ready = alphaedit.compute_edit(tiny_gpt2, REQUESTS[:1], hp, progress=False, **alphaedit.prepare(tiny_gpt2, hp))
+    assert [d.name for d in plain.deltas] == [d.name for d in ready.deltas]
+    assert all(torch.equal(a.delta, b.delta) for a, b in zip(plain.deltas, ready.deltas))
+
+    made = []
+    initial_state = alphaedit.initial_state
+    monkeypatch.setattr(alphaedit, "initial_state", lambda *a, **k: made.append(1) or initial_state(*a, **k))
+    ds = datasets.load("counterfact", allow_download=False)
+    folder = runner.run(tiny_gpt2, ds, ds.select(0, 3), "alphaedit", tmp_path, runner.EvalParams(generation=False),
+                        overrides, progress=False, pre_cache=False)
+    assert len(made) == 1 and len(list((folder / "cases").glob("*.json"))) == 3
+    runner.run(tiny_gpt2, ds, ds.select(0, 3), "alphaedit", tmp_path, runner.EvalParams(generation=False),
+               overrides, progress=False, pre_cache=False)
+    assert len(made) == 1  # a finished run prepares nothing

@@ -102,6 +102,11 @@ def initial_state(model, hp: HParams, progress: bool = True) -> State:
     return State(projections, preserved, kept)
 
 
+def prepare(model, hparams: HParams) -> dict:
+    """The unedited model's projections, for an evaluation that edits each case from the original weights."""
+    return {"state": initial_state(model, hparams, progress=False)}
+
+
 def compute_edit(model, requests, hparams: HParams, progress: bool = True, templates=None, state: State | None = None,
                  **options) -> EditResult:
     """Edit all `requests` at once; `state` carries P and K_p K_pᵀ from earlier batches of a sequence."""

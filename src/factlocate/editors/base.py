@@ -183,7 +183,12 @@ class HParams:
 
 
 class Editor(Protocol):
-    """What every editor module provides."""
+    """What every editor module provides.
+
+    A module may also define `prepare(model, hparams) -> dict`: work that depends only on the unedited
+    weights and the hyperparameters (AlphaEdit's projections), which an evaluation run does once and
+    passes to every case's `compute_edit` as options.
+    """
 
     NAME: str
     HParams: type[HParams]

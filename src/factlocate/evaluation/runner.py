@@ -97,13 +97,22 @@ class PreCache:
         write_json(self.folder / f"{record.case_id}.json", {"record": record_digest(record), "pre": pre})
 
 
-def run_case(model, record, editor, hparams, params: EvalParams, pre_cache: PreCache | None, reference=None) -> dict:
-    """One case under the protocol: edit, post, revert, pre. `editor` None means unedited."""
+def prepared(editor, model, hparams) -> dict:
+    """The editor's once-per-run work on the unedited weights (its `prepare`, if any), as compute_edit options."""
+    prepare = getattr(editor, "prepare", None)
+    return prepare(model, hparams) if editor is not None and prepare is not None else {}
+
+
+def run_case(model, record, editor, hparams, params: EvalParams, pre_cache: PreCache | None, reference=None,
+             options: dict | None = None) -> dict:
+    """One case under the protocol: edit, post, revert, pre. `editor` None means unedited.
+
+    `options` (from `prepared`) are passed to the editor; without them it does that work itself."""
     request = record.request()
     case = {"case_id": record.case_id, "requested_rewrite": dataclasses.asdict(request), "time": {}}
     if editor is not None:
         t0 = time.perf_counter()
-        result = editor.compute_edit(model, [request], hparams, progress=False)
+        result = editor.compute_edit(model, [request], hparams, progress=False, **(options or {}))
         t1 = time.perf_counter()
         with result.applied(model):
             case["post"] = evaluate(model, record, params, reference)
@@ -192,9 +201,10 @@ def run(
         total=len(records), initial=len(records) - len(todo), desc=f"{editor} on {dataset.name}",
         unit="case", disable=not progress, dynamic_ncols=True,
     )
+    options = prepared(module, model, hparams) if todo else {}
     with bar:
         for record in todo:
-            case = run_case(model, record, module, hparams, params, cache, reference)
+            case = run_case(model, record, module, hparams, params, cache, reference, options)
             write_json(cases / f"{record.case_id}.json", case)
             bar.update()
     return folder
