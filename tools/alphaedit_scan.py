@@ -182,4 +182,10 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from factlocate.errors import FactlocateError
+
+    try:
+        raise SystemExit(main())
+    except FactlocateError as e:  # bad input: one line, no traceback
+        print(f"alphaedit_scan: {e}", file=sys.stderr)
+        raise SystemExit(2)
