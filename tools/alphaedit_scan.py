@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import shutil
 import sys
 import time
@@ -160,19 +161,19 @@ def main(argv=None) -> int:
     rows = [saved.row({"editor": "unedited"}, lambda: _measure(model, records, probe, ppl_rows))]
     rows.append(saved.row({"editor": "memit"}, lambda: measure_with(
         memit.spread(model, requests, templates, zs, mhp, memit.covariance_update(model, mhp))[0])))
+    bases = {}  # threshold -> its projections, made once and only if one of its rows is still to do
+
+    def write(threshold: float, l2: float) -> dict:
+        if threshold not in bases:
+            bases[threshold] = alphaedit.initial_state(model, hparams(nullspace_threshold=threshold), progress=False)
+        deltas, _, _ = alphaedit.write_layers(model, requests, templates, zs,
+                                              hparams(nullspace_threshold=threshold, L2=l2), bases[threshold])
+        return {"kept": dict(bases[threshold].kept), **measure_with(deltas)}
+
     for threshold in thresholds:
-        bases = []  # the threshold's projections, made once and only if one of its rows is still to do
-
-        def write(threshold=threshold, l2=None, bases=bases) -> dict:
-            if not bases:
-                bases.append(alphaedit.initial_state(model, hparams(nullspace_threshold=threshold), progress=False))
-            deltas, _, _ = alphaedit.write_layers(model, requests, templates, zs,
-                                                  hparams(nullspace_threshold=threshold, L2=l2), bases[0])
-            return {"kept": dict(bases[0].kept), **measure_with(deltas)}
-
         for l2 in l2s:
             rows.append(saved.row({"editor": "alphaedit", "threshold": threshold, "L2": l2},
-                                  lambda threshold=threshold, l2=l2: write(threshold, l2)))
+                                  functools.partial(write, threshold, l2)))
     command = "python -m tools.alphaedit_scan " + " ".join(sys.argv[1:] if argv is None else argv)
     write_json(args.out, {"command": command, "model": args.model, "dataset": ds.name, "n": len(records),
                           "probe": len(probe), "hparams": shared, "rows": rows})
