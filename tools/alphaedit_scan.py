@@ -1,7 +1,7 @@
 """AlphaEdit's null-space threshold and L2 on one batch, against MEMIT: what each setting writes and what it breaks.
 
     python -m tools.alphaedit_scan --model smollm2-135m --n 100 --thresholds 5e-3,1e-2,2e-2 --l2 10,1,0.1 \
-        --out results/alphaedit-scan/smollm2-135m.json
+        --out docs/alphaedit-scan/smollm2-135m.json
 
 Both thresholds are absolute and the paper's values (2e-2, L2 10) were set on GPT-2 XL, GPT-J and Llama-3
 keys, so a new model needs its own. The first `n` CounterFact requests (file order, as the sequential run takes

@@ -103,4 +103,7 @@ for m in smollm2-135m gemma-3-270m; do
     report "$m" table1,table2,fig6  # every editor: the rows above are reused
     report "$m" sequential
 done
+# The scan behind SmolLM2's AlphaEdit config, remade into a tracked file (the first run's JSON was not kept).
+scan=docs/alphaedit-scan/smollm2-135m.json
+[ -f "$scan" ] || step $PY -m tools.alphaedit_scan --model smollm2-135m --dataset "$SEQ_DATA" --n 100 --out "$scan"
 echo "=== $(date -u +%FT%TZ) all steps done"
