@@ -168,6 +168,11 @@ def has_component(model, layer: int, path: str) -> bool:
         return False
 
 
+def mlp_post_norm(model, layer: int) -> torch.nn.Module | None:
+    """The norm between the MLP's output matrix and the residual (Gemma's post-feedforward norm), or None."""
+    return component(model, layer, "ln2_post") if has_component(model, layer, "ln2_post") else None
+
+
 def stored_transposed(model, layer: int, path: str) -> bool:
     """True if the HF matrix is stored [out, in] (nn.Linear), False for [in, out] (GPT-2's Conv1D)."""
     return isinstance(component(model, layer, path), torch.nn.Linear)

@@ -13,6 +13,9 @@ For N requests, with L = the last layer of R:
          over the generated contexts)                             [d_mlp, N]
    cur = block-L residual at the last subject token of the plain prompts
    resid = (Z - cur) / (number of layers of R from l on)          [d_model, N]
+         (where the MLP output passes a norm before the residual, as in Gemma,
+         resid becomes the value change that moves the normed output by it:
+         `post_norm`)
    dW  = resid ((lambda C + K K^T)^-1 K)^T   (float64 solve)       [d_model, d_mlp]
    with C = E[k k^T] the key second moment of layer l (`key_stats`), lambda =
    mom2_update_weight; W_l += dW before the next layer's keys are computed.
@@ -33,7 +36,7 @@ from factlocate import arch, tokens
 from factlocate import deltas as deltas_mod
 from factlocate.deltas import WeightDelta
 from factlocate.editors import context_templates as ctx
-from factlocate.editors import key_stats, keys, target_batch, target_vector
+from factlocate.editors import key_stats, keys, post_norm, target_batch, target_vector
 from factlocate.editors.base import Computed, EditRequest, EditResult, HParams as BaseHParams, edit
 from factlocate.editors.common import check_layers, check_no_conflicts
 from factlocate.forward import control
@@ -217,6 +220,10 @@ def spread(model, requests: list[EditRequest], templates: list[str], zs: Float[t
             k = layer_keys(model, requests, templates, layer, hparams.fact_token).double()  # [d_mlp, N]
             cur = residual_at(model, plain, plain_pos, layers[-1]).T.double()  # [d_model, N]
             resid = (zs.double() - cur) / (len(layers) - i)
+            norm = arch.mlp_post_norm(model, layer)
+            if norm is not None:  # the value that gives this residual after the norm (`post_norm`)
+                values = keys.keys_and_values(model, plain, plain_pos, layer)[1]
+                resid = post_norm.value_change(norm, values, resid.T).T
             upd = update(layer, k, resid)  # [d_mlp, d_model]
             w = arch.mlp_out_weight(model, layer)
             delta = WeightDelta(arch.mlp_out_name(model, layer), arch.to_storage(model, upd.to(w.dtype), layer))
