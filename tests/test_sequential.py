@@ -241,9 +241,16 @@ def test_missing_threshold_is_a_clear_error():
         alphaedit.HParams.load("someone/unknown-model", {"layers": [1, 2]})
 
 
-def test_scan_starts_from_memit_where_a_model_has_no_alphaedit_config():
+def test_scan_starts_from_memit_where_a_model_has_no_alphaedit_config(tmp_path, monkeypatch):
+    import shutil
+
+    from factlocate.editors.base import CONFIGS_ENV, configs_dir
     from tools import alphaedit_scan
 
+    configs = tmp_path / "configs"  # the shipped configs, less Gemma's AlphaEdit one (as before its scan)
+    shutil.copytree(configs_dir(), configs)
+    (configs / "alphaedit" / "gemma-3-270m.yaml").unlink()
+    monkeypatch.setenv(CONFIGS_ENV, str(configs))
     hp = alphaedit_scan.scan_hparams("gemma-3-270m", {"nullspace_threshold": 2e-2})
     shipped = memit.HParams.load("gemma-3-270m")
     assert hp.layers == shipped.layers and hp.mom2_update_weight == shipped.mom2_update_weight
