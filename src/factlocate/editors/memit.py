@@ -207,6 +207,8 @@ def spread(model, requests: list[EditRequest], templates: list[str], zs: Float[t
     At layer i of L the residual (zs − the current output at the last layer) / (L − i) is
     handed to `update(layer, keys [d_mlp, N], residual [d_model, N])`, which returns ΔWᵀ
     [d_mlp, d_model] (float64); the delta is applied before the next layer reads its keys.
+    Where the layer's MLP output passes a norm first, the residual handed on is the value
+    change that gives it after that norm (`post_norm.value_change`).
     `after()`, if given, runs with every delta applied. Returns the deltas, each layer's
     residual and update norms, and what `after` returned.
     """
