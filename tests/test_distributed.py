@@ -94,6 +94,23 @@ def test_eval_on_ray_equals_single_process_and_survives_a_killed_worker(tiny_gpt
         assert all(a[k] == b[k] for k in a), editor
 
 
+def test_ray_alphaedit_prepares_once_per_worker_and_equals_single_process(tiny_gpt2, tiny_dirs, pool, tmp_path):
+    ds = datasets.load("counterfact", allow_download=False)
+    records = ds.select(0, 4)
+    params = runner.EvalParams(generation=False)
+    overrides = dict(layers=[1, 2], v_num_grad_steps=3, stats_tokens=1000, nullspace_threshold=1e-3,
+                     context_template_lengths=[[5, 1]])
+    for out, model, p in ((tmp_path / "here", tiny_gpt2, None), (tmp_path / "ray", None, pool)):
+        runner.run(model, ds, records, "alphaedit", out, params, overrides, progress=False, pool=p,
+                   model_spec=tiny_dirs["gpt2"])
+    a, b = _cases(tmp_path / "here" / "alphaedit"), _cases(tmp_path / "ray" / "alphaedit")
+    assert len(a) == 4 and a == b
+    # every worker keeps one set of projections for the run, whatever number of cases it edited
+    kept = [v for _, v in (ray.get(w.run.remote("info", "info", {})) for w in pool.actors)]
+    assert all(info["prepared"].count("alphaedit") <= 1 for info in kept)
+    assert sum(info["prepared"].count("alphaedit") for info in kept) >= 1
+
+
 def test_interrupted_ray_eval_resumes_without_redoing_cases(tiny_dirs, pool, tmp_path, monkeypatch):
     real_map, seen = pool.map, []
 

@@ -60,48 +60,55 @@ def _ray():
 # ---------------------------------------------------------------- tasks run on the workers
 
 
-def _task_trace_fact(model, payload):
+def _task_trace_fact(worker, payload):
     from factlocate.tracing.facts import FactSetSpec, trace_or_skip
     from factlocate.tracing.noise import resolve_noise
 
     spec = FactSetSpec(**payload["spec"])
-    noise = resolve_noise(model, spec.run.noise, sigma=payload["sigma"])
-    return trace_or_skip(model, payload["fact"], spec, noise, payload.get("partners"))
+    noise = resolve_noise(worker.model, spec.run.noise, sigma=payload["sigma"])
+    return trace_or_skip(worker.model, payload["fact"], spec, noise, payload.get("partners"))
 
 
-def _task_eval_case(model, payload):
+def _task_eval_case(worker, payload):
+    """One evaluation case. The editor's `prepare` (AlphaEdit's projections) runs once per actor and
+    (editor, hyperparameters), as in a single-process run, not once per case."""
     from factlocate import editors
-    from factlocate.evaluation.runner import PreCache, run_case
+    from factlocate.evaluation.runner import PreCache, prepared, run_case
     from factlocate.identity import identity
 
+    model, hparams = worker.model, payload["hparams"]
     module = editors.get(payload["editor"]) if payload["editor"] else None
+    key = (payload["editor"], repr(hparams))
+    if key not in worker.prepared:
+        worker.prepared[key] = prepared(module, model, hparams)
     cache = PreCache(identity(model).key, payload["dataset"], payload["params"]) if payload["pre_cache"] else None
-    return run_case(model, payload["record"], module, payload["hparams"], payload["params"], cache,
-                    payload.get("reference"))
+    return run_case(model, payload["record"], module, hparams, payload["params"], cache,
+                    payload.get("reference"), worker.prepared[key])
 
 
-def _task_info(model, payload):
+def _task_info(worker, payload):
     from factlocate.identity import identity
 
-    return {"n_layers": int(model.cfg.n_layers), "identity": identity(model)}
+    return {"n_layers": int(worker.model.cfg.n_layers), "identity": identity(worker.model),
+            "prepared": [editor for editor, _ in worker.prepared]}
 
 
-def _task_noise(model, payload):
+def _task_noise(worker, payload):
     from factlocate.tracing.noise import resolve_noise
 
-    return resolve_noise(model, payload["noise"], subjects=payload["subjects"]).describe()
+    return resolve_noise(worker.model, payload["noise"], subjects=payload["subjects"]).describe()
 
 
-def _task_stats_plan(model, payload):
+def _task_stats_plan(worker, payload):
     from factlocate.editors.key_stats import plan
 
-    return plan(model, **payload)
+    return plan(worker.model, **payload)
 
 
-def _task_stats_shard(model, payload):
+def _task_stats_shard(worker, payload):
     from factlocate.editors.key_stats import shard_texts
 
-    return shard_texts(model, payload["layers"], payload["texts"], payload["dtype"], payload["max_len"])
+    return shard_texts(worker.model, payload["layers"], payload["texts"], payload["dtype"], payload["max_len"])
 
 
 TASKS: dict[str, Callable] = {
@@ -115,7 +122,9 @@ TASKS: dict[str, Callable] = {
 
 
 class _Worker:
-    """A Ray actor: the model, loaded once, and the tasks."""
+    """A Ray actor: the model, loaded once, the editors' once-per-run work (`prepared`), and the tasks.
+
+    Each task is called as task(worker, payload)."""
 
     def __init__(self, model_spec: str, threads: int):
         import torch
@@ -126,9 +135,10 @@ class _Worker:
         torch.set_num_threads(threads)
         logging.getLogger("factlocate").setLevel(logging.ERROR)  # the driver reports checks once
         self.model = load_model(model_spec)
+        self.prepared: dict = {}  # (editor, repr(hparams)) -> compute_edit options on the unedited weights
 
     def run(self, task: str, key, payload):
-        return key, TASKS[task](self.model, payload)
+        return key, TASKS[task](self, payload)
 
     def pid(self) -> int:
         return os.getpid()
