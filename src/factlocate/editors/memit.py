@@ -108,16 +108,23 @@ def layer_keys(model, requests: list[EditRequest], templates: list[str], layer: 
     Type 1 is the plain prompt ("{}"), type 2 the generated contexts. The texts of all
     requests are read in shared forward passes of up to KEY_ROWS texts.
     """
+    return keys_and_plain_values(model, requests, templates, layer, fact_token)[0]
+
+
+def keys_and_plain_values(model, requests: list[EditRequest], templates: list[str], layer: int, fact_token: str
+                          ) -> tuple[Float[torch.Tensor, "d_mlp n"], Float[torch.Tensor, "n d_model"]]:
+    """`layer_keys`, and the MLP value at the fact token of each plain prompt, read in the same passes."""
     generated = [t for t in templates if t != "{}"]
     per = 1 + len(generated)
     texts = [x for r in requests for x in [r.text] + [t.format(r.prompt).format(r.subject) for t in generated]]
     subjects = [r.subject for r in requests for _ in range(per)]
     pos = fact_positions(model, texts, subjects, fact_token)
-    k = torch.cat([keys.keys_and_values(model, texts[i : i + KEY_ROWS], pos[i : i + KEY_ROWS], layer)[0]
-                   for i in range(0, len(texts), KEY_ROWS)])
+    read = [keys.keys_and_values(model, texts[i : i + KEY_ROWS], pos[i : i + KEY_ROWS], layer)
+            for i in range(0, len(texts), KEY_ROWS)]
+    k, v = torch.cat([r[0] for r in read]), torch.cat([r[1] for r in read])
     out = [k[i * per] if not generated else 0.5 * k[i * per] + 0.5 * k[i * per + 1 : (i + 1) * per].mean(0)
            for i in range(len(requests))]
-    return torch.stack(out, dim=1)
+    return torch.stack(out, dim=1), v[::per]
 
 
 def compute_targets(model, requests, templates, hp: HParams, progress: bool = True):
@@ -219,12 +226,12 @@ def spread(model, requests: list[EditRequest], templates: list[str], zs: Float[t
     norms = []
     try:
         for i, layer in enumerate(tqdm(layers, desc="layers", disable=not progress, leave=False)):
-            k = layer_keys(model, requests, templates, layer, hparams.fact_token).double()  # [d_mlp, N]
+            k, values = keys_and_plain_values(model, requests, templates, layer, hparams.fact_token)
+            k = k.double()  # [d_mlp, N]
             cur = residual_at(model, plain, plain_pos, layers[-1]).T.double()  # [d_model, N]
             resid = (zs.double() - cur) / (len(layers) - i)
             norm = arch.mlp_post_norm(model, layer)
             if norm is not None:  # the value that gives this residual after the norm (`post_norm`)
-                values = keys.keys_and_values(model, plain, plain_pos, layer)[1]
                 resid = post_norm.value_change(norm, values, resid.T).T
             upd = update(layer, k, resid)  # [d_mlp, d_model]
             w = arch.mlp_out_weight(model, layer)
