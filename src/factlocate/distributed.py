@@ -71,7 +71,7 @@ def _task_trace_fact(worker, payload):
 
 def _task_eval_case(worker, payload):
     """One evaluation case. The editor's `prepare` (AlphaEdit's projections) runs once per actor and
-    (editor, hyperparameters), as in a single-process run, not once per case."""
+    (editor, hyperparameters), as in a single-process run, not once per case; a worker keeps only the latest."""
     from factlocate import editors
     from factlocate.evaluation.runner import PreCache, prepared, run_case
     from factlocate.identity import identity
@@ -80,6 +80,7 @@ def _task_eval_case(worker, payload):
     module = editors.get(payload["editor"]) if payload["editor"] else None
     key = (payload["editor"], repr(hparams))
     if key not in worker.prepared:
+        worker.prepared.clear()  # one run's work at a time: AlphaEdit's projections are d_mlp² per layer
         worker.prepared[key] = prepared(module, model, hparams)
     cache = PreCache(identity(model).key, payload["dataset"], payload["params"]) if payload["pre_cache"] else None
     return run_case(model, payload["record"], module, hparams, payload["params"], cache,
@@ -135,7 +136,7 @@ class _Worker:
         torch.set_num_threads(threads)
         logging.getLogger("factlocate").setLevel(logging.ERROR)  # the driver reports checks once
         self.model = load_model(model_spec)
-        self.prepared: dict = {}  # (editor, repr(hparams)) -> compute_edit options on the unedited weights
+        self.prepared: dict = {}  # (editor, repr(hparams)) -> compute_edit options on the unedited weights; one entry
 
     def run(self, task: str, key, payload):
         return key, TASKS[task](self, payload)
