@@ -64,6 +64,8 @@ def test_report_writes_every_section_and_a_rerun_does_no_work(tiny_settings, tmp
     assert "The paper" in html and "89.2" in html  # GPT-2 XL ROME's S beside the tables
     assert "factlocate trace-facts" in html and "factlocate sweep" in html
     assert "<b>rome: after each logged batch</b>" in html  # the sequential run's per-batch table, titled
+    table2 = html.split('id="table2"')[1]
+    assert table2.index('<td class="">rome</td>') < table2.index('<td class="">ft</td>')  # the settings' order
 
     def no_model(spec):
         raise AssertionError("the second call loaded the model")
@@ -105,6 +107,22 @@ def test_only_computes_the_named_sections(tiny_settings, tmp_path):
     assert "not run yet" in html and html.count("No results yet") == len(sections.SECTIONS) - 2  # not fig2, fig3
     with pytest.raises(FactlocateError, match="unknown sections"):
         build(tiny_settings, tmp_path, progress=False, only=("fig4",))
+
+
+def test_an_unfinished_table_shows_its_rows_and_what_is_left(tiny_settings, tmp_path):
+    import dataclasses
+
+    from factlocate.paper.build import NOT_RUN, PARTIAL
+
+    first = dataclasses.replace(tiny_settings, counterfact_editors=("unedited", "ft"))
+    build(first, tmp_path, progress=False, log=lambda m: None, only=("table2",))
+    html = build(tiny_settings, tmp_path, progress=False, log=lambda m: None, only=()).read_text()
+    table2 = html.split('id="table2"')[1].split('id="fig6"')[0]
+    assert "Partial results" in table2 and PARTIAL.split(".")[0].strip("*") in table2
+    assert '<td class="">ft</td>' in table2 and '<td class="">rome</td>' not in table2
+    assert "Still to run: rome." in table2
+    assert " s so far." in table2  # the first call's time, and the section is not finished
+    assert NOT_RUN.split(":")[0] in html.split('id="table1"')[1].split('id="table2"')[0]  # nothing run there
 
 
 def test_a_killed_sections_time_counts_when_it_is_finished(tmp_path, monkeypatch):

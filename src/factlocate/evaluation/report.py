@@ -111,10 +111,13 @@ def figure(kind: str, values: dict[str, list[dict]]):
     return fig
 
 
-def write_summary(out: str | Path, figures: bool = True) -> str:
-    """Write summary.csv, summary.md (and distributions.html); return the markdown."""
+def write_summary(out: str | Path, figures: bool = True, order: tuple[str, ...] = ()) -> str:
+    """Write summary.csv, summary.md (and distributions.html); return the markdown.
+
+    Rows follow `order` (editor names; those not in it come after, by name), else the names alone.
+    """
     out = Path(out)
-    runs = load_runs(out)
+    runs = sorted(load_runs(out), key=lambda r: (order.index(r["name"]) if r["name"] in order else len(order)))
     if not runs:
         raise FactlocateError(f"{out} holds no finished cases")
     kind, table, values = rows(runs)

@@ -23,6 +23,9 @@ from factlocate.paper.settings import ReportSettings
 
 
 NOT_RUN = "No results yet: run the command above, or `factlocate report` for the whole page."
+PARTIAL = ("**Partial results.** This section has not finished at these settings (its run was stopped or is "
+           "still going); below is what its folder holds so far. The command above, or `factlocate report`, "
+           "finishes it and reuses every result shown.")
 TICK = 30.0  # seconds between writes of a running section's elapsed time
 
 
@@ -34,6 +37,14 @@ def _done(ctx: Context, section) -> bool:
 def _seconds(ctx: Context, section) -> float | None:
     path = ctx.folder(section.folder) / "timing.json"
     return read_json(path)["seconds"] if path.exists() else None
+
+
+def _seconds_so_far(ctx: Context, section) -> float | None:
+    """Finished calls' time plus that of a call stopped (or still running) part way, None if neither."""
+    path = ctx.folder(section.folder) / "elapsed.json"
+    parts = [x for x in (_seconds(ctx, section), read_json(path)["seconds"] if path.exists() else None)
+             if x is not None]
+    return sum(parts) if parts else None
 
 
 @contextlib.contextmanager
@@ -81,6 +92,13 @@ def compute(ctx: Context, log=print, only: tuple[str, ...] | None = None) -> lis
     return ran
 
 
+def _blocks(ctx: Context, section) -> list:
+    if _done(ctx, section):
+        return section.render(ctx)
+    shown = section.partial(ctx) if section.partial else []
+    return [PARTIAL, *shown] if shown else [NOT_RUN]
+
+
 def render(ctx: Context) -> str:
     s = ctx.settings
     command = f"factlocate report --model {s.model} --out {ctx.out}"
@@ -90,10 +108,12 @@ def render(ctx: Context) -> str:
              "alone, and its wall time on the machine that ran it.")
     parts = []
     for section in SECTIONS:
+        done = _done(ctx, section)
         parts.append(dict(key=section.key, title=section.title, settings=section.params(s),
-                          command=section.command(s, ctx.out), seconds=_seconds(ctx, section),
+                          command=section.command(s, ctx.out), finished=done,
+                          seconds=_seconds(ctx, section) if done else _seconds_so_far(ctx, section),
                           paper=section.paper() if section.paper else None,
-                          blocks=section.render(ctx) if _done(ctx, section) else [NOT_RUN]))
+                          blocks=_blocks(ctx, section)))
     return page.page(f"factlocate: the ROME paper on {s.model}", intro, parts)
 
 

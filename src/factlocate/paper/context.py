@@ -3,7 +3,10 @@
 A section has a `compute` step, which needs the model and fills `DIR/<folder>/` through the
 resumable runner it wraps, and a `render` step, which reads only those files and returns
 blocks for the page (plotly figures or markdown). A section whose run is shown by another
-(Figure 3 reads Figure 2's folder) has no compute step of its own.
+(Figure 3 reads Figure 2's folder) has no compute step of its own. A section whose runner
+keeps results one editor or one case at a time may also have a `partial` step: it renders
+what the folder holds before the section is done (or returns nothing), so a page made while
+a long run is stopped or still going shows the rows it has.
 """
 from __future__ import annotations
 
@@ -41,6 +44,7 @@ class Section:
     render: Callable[[Context], list]
     compute: Callable[[Context], None] | None = None
     paper: Callable[[], str] | None = None
+    partial: Callable[[Context], list] | None = None  # render of an unfinished run; [] when it holds nothing
 
 
 def q(text: str) -> str:

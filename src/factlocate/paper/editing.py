@@ -105,12 +105,27 @@ def not_run(folder: Path) -> list[str]:
     return ["Not run: " + "; ".join(f"{k} ({md_cell(v)})" for k, v in skipped.items())] if skipped else []
 
 
-def eval_render(ctx: Context, folder: str) -> list:
+def eval_render(ctx: Context, folder: str, names: tuple[str, ...] = ()) -> list:
+    """The table in the order of `names` (the settings' editors), then the editors' notes."""
     from factlocate.evaluation import report
 
-    md = report.write_summary(ctx.folder(folder), figures=False)
+    md = report.write_summary(ctx.folder(folder), figures=False, order=names)
     blocks = ["\n".join(line for line in md.splitlines() if not line.startswith("#"))]
     return blocks + not_run(ctx.folder(folder))
+
+
+def eval_partial(ctx: Context, folder: str, names: tuple[str, ...]) -> list:
+    """An unfinished table: the rows its folder holds, and the editors still short of n cases."""
+    from factlocate.evaluation import report
+
+    runs = {r["name"]: len(r["cases"]) for r in report.load_runs(ctx.folder(folder))}
+    if not runs:
+        return []
+    n = ctx.settings.eval_cases
+    short = [name if name not in runs else f"{name} ({runs[name]} of {n} cases)"
+             for name in names if name != "unedited" and runs.get(name, 0) < n]
+    left = ["Still to run: " + ", ".join(short) + "."] if short else []
+    return eval_render(ctx, folder, names) + left
 
 
 def eval_command(s: ReportSettings, out: Path, folder: str, dataset: str, names, generation: bool) -> str:
@@ -179,6 +194,11 @@ def curie_render(ctx: Context) -> list:
     return blocks + not_run(folder)
 
 
+def curie_partial(ctx: Context) -> list:
+    folder = ctx.folder("curie")
+    return curie_render(ctx) if (folder / "unedited.json").exists() else []
+
+
 def curie_command(s: ReportSettings, out: Path) -> str:
     gens = " ".join(f"--gen-prompt {q(p)}" for p in CURIE["gen_prompts"])
     return (f"factlocate edit --editor EDITOR --model {s.model} --subject {q(CURIE['subject'])} "
@@ -209,6 +229,13 @@ def sequential_render(ctx: Context) -> list:
              for line in md.splitlines() if not line.startswith("# ")]
     return ["\n".join(lines),
             sequential.curves(sequential.load_runs(ctx.folder("sequential")))]
+
+
+def sequential_partial(ctx: Context) -> list:
+    from factlocate.evaluation import sequential
+
+    runs = sequential.load_runs(ctx.folder("sequential"))
+    return sequential_render(ctx) if any(r["logs"] for r in runs) else []
 
 
 def sequential_command(s: ReportSettings, out: Path) -> str:

@@ -78,7 +78,7 @@ def block(b, div_id: str) -> str:
 
 
 def page(title: str, intro: str, sections: list[dict]) -> str:
-    """The page; each section is {key, title, settings, command, seconds, paper, blocks}."""
+    """The page; each section is {key, title, settings, command, seconds, finished, paper, blocks}."""
     from plotly.offline import get_plotlyjs
 
     nav = " ".join(f'<a href="#{s["key"]}">{html.escape(s["title"].split(":")[0], quote=False)}</a>' for s in sections)
@@ -87,7 +87,8 @@ def page(title: str, intro: str, sections: list[dict]) -> str:
              f"<h1>{html.escape(title, quote=False)}</h1>", markdown(intro), f"<nav>{nav}</nav>"]
     for s in sections:
         settings = ", ".join(f"{k} {'default' if v is None else v}" for k, v in s["settings"].items())
-        seconds = "not run yet" if s["seconds"] is None else f"{s['seconds']:,.0f} s"
+        seconds = ("not run yet" if s["seconds"] is None else
+                   f"{s['seconds']:,.0f} s" + ("" if s.get("finished", True) else " so far"))
         parts += [f'<h2 id="{s["key"]}">{html.escape(s["title"], quote=False)}</h2>',
                   f'<p class="meta">Settings: {html.escape(settings)}. Wall time: {seconds}.</p>',
                   f"<details><summary>Command</summary><pre>{html.escape(s['command'])}</pre></details>"]
