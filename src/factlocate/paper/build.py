@@ -42,9 +42,9 @@ def _seconds(ctx: Context, section) -> float | None:
 def _seconds_so_far(ctx: Context, section) -> float | None:
     """Finished calls' time plus that of a call stopped (or still running) part way, None if neither."""
     path = ctx.folder(section.folder) / "elapsed.json"
-    parts = [x for x in (_seconds(ctx, section), read_json(path)["seconds"] if path.exists() else None)
-             if x is not None]
-    return sum(parts) if parts else None
+    if not path.exists():
+        return _seconds(ctx, section)
+    return (_seconds(ctx, section) or 0.0) + read_json(path)["seconds"]
 
 
 @contextlib.contextmanager
@@ -92,8 +92,8 @@ def compute(ctx: Context, log=print, only: tuple[str, ...] | None = None) -> lis
     return ran
 
 
-def _blocks(ctx: Context, section) -> list:
-    if _done(ctx, section):
+def _blocks(ctx: Context, section, done: bool) -> list:
+    if done:
         return section.render(ctx)
     shown = section.partial(ctx) if section.partial else []
     return [PARTIAL, *shown] if shown else [NOT_RUN]
@@ -113,7 +113,7 @@ def render(ctx: Context) -> str:
                           command=section.command(s, ctx.out), finished=done,
                           seconds=_seconds(ctx, section) if done else _seconds_so_far(ctx, section),
                           paper=section.paper() if section.paper else None,
-                          blocks=_blocks(ctx, section)))
+                          blocks=_blocks(ctx, section, done)))
     return page.page(f"factlocate: the ROME paper on {s.model}", intro, parts)
 
 

@@ -116,14 +116,13 @@ def eval_render(ctx: Context, folder: str, names: tuple[str, ...] = ()) -> list:
 
 def eval_partial(ctx: Context, folder: str, names: tuple[str, ...]) -> list:
     """An unfinished table: the rows its folder holds, and the editors still short of n cases."""
-    from factlocate.evaluation import report
-
-    runs = {r["name"]: len(r["cases"]) for r in report.load_runs(ctx.folder(folder))}
-    if not runs:
+    out = ctx.folder(folder)
+    if not any(out.glob("*/cases/*.json")):
         return []
     n = ctx.settings.eval_cases
-    short = [name if name not in runs else f"{name} ({runs[name]} of {n} cases)"
-             for name in names if name != "unedited" and runs.get(name, 0) < n]
+    cases = {name: len(list((out / name / "cases").glob("*.json"))) for name in names}  # counted, not parsed
+    short = [f"{name} ({cases[name]} of {n} cases)" if cases[name] else name
+             for name in names if name != "unedited" and cases[name] < n]
     left = ["Still to run: " + ", ".join(short) + "."] if short else []
     return eval_render(ctx, folder, names) + left
 
