@@ -142,3 +142,21 @@ def test_wikitext_examples_are_cached_per_model_and_shared(tiny_gpt2, tmp_path, 
     assert len(first) == 3 and all(ex.prompt and ex.target for ex in first)
     monkeypatch.setattr(hypertrain, "_sample_wikitext", lambda *a: pytest.fail("sampled again"))
     assert hypertrain._wikitext(tiny_gpt2, path, 3, seed=0) == first  # e.g. KE after MEND
+
+
+def test_ke_update_splits_into_its_gradient_and_shift_terms(tiny_gpt2):
+    """tools/ke_shift_check's two terms add up to the update KE writes (any network weights will do)."""
+    from factlocate.editors import ke
+    from tools.ke_shift_check import split_update
+
+    torch.manual_seed(0)
+    hp = _hp("ke")
+    inners = hypernet.inner_params(tiny_gpt2, 3)
+    net = ke.network(tiny_gpt2, hp, inners).eval()
+    request = EditRequest("{} is located in the city of", "The Eiffel Tower", "Rome", target_true="Paris")
+    parts = split_update(net, tiny_gpt2, inners, request)
+    with torch.no_grad():
+        whole = ke.updates(net, tiny_gpt2, inners, hypernet.Example(request.text, request.target_new, "", ""))
+    for name, delta in whole.items():
+        torch.testing.assert_close(parts["full"][name], delta)
+        assert parts["gradient"][name].abs().sum() > 0 and parts["shift"][name].abs().sum() > 0
