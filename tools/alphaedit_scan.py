@@ -29,9 +29,10 @@ import argparse
 import dataclasses
 import functools
 import shutil
-import sys
 import time
 from pathlib import Path
+
+import tools
 
 
 def _measure(model, records, probe, ppl_rows) -> dict:
@@ -174,7 +175,7 @@ def main(argv=None) -> int:
         for l2 in l2s:
             rows.append(saved.row({"editor": "alphaedit", "threshold": threshold, "L2": l2},
                                   functools.partial(write, threshold, l2)))
-    command = "python -m tools.alphaedit_scan " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = tools.command("alphaedit_scan", argv)
     write_json(args.out, {"command": command, "model": args.model, "dataset": ds.name, "n": len(records),
                           "probe": len(probe), "hparams": shared, "rows": rows})
     saved.remove()
@@ -183,10 +184,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from factlocate.errors import FactlocateError
-
-    try:
-        raise SystemExit(main())
-    except FactlocateError as e:  # bad input: one line, no traceback
-        print(f"alphaedit_scan: {e}", file=sys.stderr)
-        raise SystemExit(2)
+    tools.run("alphaedit_scan", main)

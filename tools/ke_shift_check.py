@@ -20,7 +20,8 @@ relations). The JSON keeps the rows, the means and the command.
 from __future__ import annotations
 
 import argparse
-import sys
+
+import tools
 
 PARTS = ("full", "gradient", "shift")
 
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
         mine = [r for r in rows if r["variant"] == name]
         means[name] = {k: sum(r[k] for r in mine) / len(mine) for k in mine[0] if k not in ("variant", "case_id")}
         print(name, {k: round(v, 3) for k, v in means[name].items()}, flush=True)
-    command = "python -m tools.ke_shift_check " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = tools.command("ke_shift_check", argv)
     write_json(args.out, {"command": command, "model": args.model, "dataset": ds.name, "n": len(records),
                           "key_matrix": first.name, "unedited": unedited, "means": means, "rows": rows,
                           "key_cosines": cosines})
@@ -132,10 +133,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    from factlocate.errors import FactlocateError
-
-    try:
-        raise SystemExit(main())
-    except FactlocateError as e:  # bad input: one line, no traceback
-        print(f"ke_shift_check: {e}", file=sys.stderr)
-        raise SystemExit(2)
+    tools.run("ke_shift_check", main)

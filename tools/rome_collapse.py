@@ -19,7 +19,8 @@ Every edit is reverted before the next; the JSON keeps the rows and the command.
 from __future__ import annotations
 
 import argparse
-import sys
+
+import tools
 
 
 def main(argv=None) -> int:
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
                        "ppl": perplexity(model, ppl_rows)}
             rows.append(row)
             tqdm.write(str({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}))
-    command = "python -m tools.rome_collapse " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = tools.command("rome_collapse", argv)
     write_json(args.out, {"command": command, "model": args.model, "dataset": ds.name, "unedited_ppl": base_ppl,
                           "rows": rows})
     print(f"wrote {args.out}")
@@ -74,4 +75,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    tools.run("rome_collapse", main)
