@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     model = load_model(args.model)
     unedited = {"ES": sequential.success(model, records, "rewrite"),
                 "NS": sequential.success(model, records, "neighborhood")}
-    first = hypernet.inner_params(model, 3)[0]
+    first = hypernet.inner_params(model, 3)[0]  # the first matrix KE edits at its default n_blocks (3)
     cosines = key_cosines(model, first, records)
     unedited["key_cos_neighbours"] = sum(c["key_cos_neighbours"] for c in cosines) / len(cosines)
     unedited["key_cos_others"] = sum(c["key_cos_others"] for c in cosines) / len(cosines)
