@@ -32,7 +32,6 @@ def split_update(net, model, inners, request) -> dict[str, dict[str, "torch.Tens
 
     from factlocate import tokens
     from factlocate.editors import hypernet
-    from factlocate.editors.hypernet import softmax_rank1
 
     grads = hypernet.full_gradient(hypernet.edit_gradient(model, inners, request.text, request.target_new))
     ids = torch.tensor(tokens.encode(model, request.text) + tokens.encode_target(model, request.target_new))
@@ -40,10 +39,9 @@ def split_update(net, model, inners, request) -> dict[str, dict[str, "torch.Tens
     with torch.no_grad():
         c = net.condition(ids)
         for name, m in zip(net.names, net.matrices):
-            a_row, a_col, b_row, b_col, eta = m.net(c).split([m.d_in, m.d_out, m.d_in, m.d_out, 1])
-            scale = net.max_scale * torch.sigmoid(eta)
-            out["gradient"][name] = scale * grads[name] * softmax_rank1(a_row, a_col)
-            out["shift"][name] = scale * softmax_rank1(b_row, b_col)
+            a, b, scale = m.factors(c, net.max_scale)
+            out["gradient"][name] = scale * (grads[name] * a)
+            out["shift"][name] = scale * b
             out["full"][name] = out["gradient"][name] + out["shift"][name]
     return out
 

@@ -11,6 +11,8 @@
 #
 # What does not survive a fresh machine, and is therefore made in the session that uses it:
 # MEND/KE checkpoints (the cache; 130-170 MB each) and an unfinished sequential run's state file.
+# A sequential run therefore starts only if its estimate fits before UNTIL (a `date -d` time, e.g.
+# UNTIL=14:15; unset: no limit); one that does not fit is skipped, and the resumable steps after it run.
 # Decisions are taken by a person between steps, and gate a model's editing steps:
 # ROME's edit layer from Figure 5 (configs/rome/<model>.yaml names docs/report/<model>/sweep) and,
 # where a model has no AlphaEdit config, its null-space threshold from docs/alphaedit-scan/<model>.json.
@@ -37,11 +39,39 @@ step() {  # step <command...>: run it, log its wall time and exit status with th
 # layer (6 of Gemma's 18, 10 of SmolLM2's 30), as a sweep cell takes about 4-7 min on the 2-core machine.
 declare -A SWEEP_LAYERS=([gemma-3-270m]=0,3,6,9,12,15 [smollm2-135m]=0,3,6,9,12,15,18,21,24,27)
 
+# The sequential runs per model (editor:edits:batch:log_every), sized so that each run, scoring included, ends
+# within one 3-hour working session (its state file is not in git), with their estimated minutes on this machine.
+# SmolLM2's 1,000-edit runs took about 2 h each (notes/sequential.md), too long to finish beside anything else.
+declare -A SEQ_RUNS=([smollm2-135m]=memit:500:100:1,alphaedit:500:100:1,rome:100:1:10
+                     [gemma-3-270m]=memit:500:100:1,alphaedit:500:100:1,rome:100:1:10)
+declare -A SEQ_MINUTES=([smollm2-135m:memit]=70 [smollm2-135m:alphaedit]=70 [smollm2-135m:rome]=50
+                        [gemma-3-270m:memit]=140 [gemma-3-270m:alphaedit]=140 [gemma-3-270m:rome]=100)
+
 report() {  # report <model> <sections> [--editors LIST]: the full settings every time, so sections stay done
     local m=$1 sections=$2
     shift 2
     step $FL report --model "$m" --out "docs/report/$m" --sweep-layers "${SWEEP_LAYERS[$m]}" \
-        --sequential-dataset "$SEQ_DATA" --only "$sections" "$@"
+        --sequential-dataset "$SEQ_DATA" --sequential "${SEQ_RUNS[$m]}" --only "$sections" "$@"
+}
+
+fits() {  # fits <minutes>: true if that long from now ends before UNTIL (always, without UNTIL)
+    [ -z "${UNTIL:-}" ] || [ $(( $(date +%s) + $1 * 60 )) -le "$(date -d "$UNTIL" +%s)" ]
+}
+
+sequential() {  # sequential <model>: each run alone, if finished or if it fits before UNTIL; then the section
+    local m=$1 run editor missing=0
+    decided "$m" || return 0
+    for run in ${SEQ_RUNS[$m]//,/ }; do
+        editor=${run%%:*}
+        [ -f "docs/report/$m/sequential/$editor/done.json" ] && continue
+        if fits "${SEQ_MINUTES[$m:$editor]}"; then
+            report "$m" sequential --sequential "$run"  # the last --sequential wins
+        else
+            echo "=== $m: sequential $run (about ${SEQ_MINUTES[$m:$editor]} min) does not fit before $UNTIL"
+            missing=1
+        fi
+    done
+    [ "$missing" -eq 1 ] || report "$m" sequential
 }
 
 atp_chain() {  # notes/atp.md's comparison on one model, against the report's Figure 2 fact set
@@ -79,8 +109,18 @@ decided() {  # decided <model>: both decisions above are in the configs; else sa
     fi
 }
 
+rows_done() {  # rows_done <model> <mend|ke>: the report holds all three variants' rows (Tables 1-2, Figure 6)
+    local d=docs/report/$1 e=$2 f
+    for f in "$d/counterfact/$e" "$d/counterfact/$e-cf" "$d/zsre/$e" "$d/zsre/$e-zsre"; do
+        [ "$(find "$f/cases" -name '*.json' 2>/dev/null | wc -l)" -ge 100 ] || return 1
+    done
+    [ -f "$d/curie/$e.json" ] && [ -f "$d/curie/$e-cf.json" ]
+}
+
 hypernets() {  # hypernets <model> <mend|ke>: train the three variants, then their rows, in one session
     local m=$1 e=$2
+    # The checkpoints live in the cache, not in git: on a fresh machine, retrain only for missing rows.
+    rows_done "$m" "$e" && return 0
     step $FL train-editor --editor "$e" --model "$m" --data "wikitext:$DATA/wiki.valid.tokens"
     step $FL train-editor --editor "$e" --model "$m" --data "cf:$DATA/counterfact-train.json"
     step $FL train-editor --editor "$e" --model "$m" --data "zsre:$DATA/zsre_mend_train-1k.json"
@@ -88,6 +128,11 @@ hypernets() {  # hypernets <model> <mend|ke>: train the three variants, then the
 }
 
 make -s install
+# The sequential runs first, as each must end within the session that starts it; then the rest, which resume
+# from their committed case files whenever a session ends.
+sequential smollm2-135m
+sequential gemma-3-270m
+
 report gemma-3-270m fig2
 atp_chain gemma-3-270m
 report smollm2-135m fig2
@@ -104,11 +149,8 @@ editing() {  # editing <model>: the tables and MEND/KE, once the model's decisio
 }
 
 alphaedit_scan gemma-3-270m
-# Both models' tables before either sequential run (about 2 h each): the paper's findings need the tables.
 editing smollm2-135m
 editing gemma-3-270m
-decided smollm2-135m && report smollm2-135m sequential
-decided gemma-3-270m && report gemma-3-270m sequential
 # The scan behind SmolLM2's AlphaEdit config, remade into a tracked file (the first run's JSON was not kept).
 scan=docs/alphaedit-scan/smollm2-135m.json
 [ -f "$scan" ] || step $PY -m tools.alphaedit_scan --model smollm2-135m --dataset "$SEQ_DATA" --n 100 --out "$scan"

@@ -46,10 +46,14 @@ class ConditionedMatrix(nn.Module):
         self.net = nn.Sequential(weight_norm(nn.Linear(condition, hidden)), nn.Tanh(),
                                  weight_norm(nn.Linear(hidden, 2 * (d_in + d_out) + 1)))
 
-    def forward(self, c: torch.Tensor, grad: torch.Tensor, max_scale: float) -> torch.Tensor:
+    def factors(self, c: torch.Tensor, max_scale: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(A, B, scale) for condition c: the update is scale · (∇M ⊙ A + B)."""
         a_row, a_col, b_row, b_col, eta = self.net(c).split([self.d_in, self.d_out, self.d_in, self.d_out, 1])
-        a, b = softmax_rank1(a_row, a_col), softmax_rank1(b_row, b_col)
-        return max_scale * torch.sigmoid(eta) * (grad * a + b)
+        return softmax_rank1(a_row, a_col), softmax_rank1(b_row, b_col), max_scale * torch.sigmoid(eta)
+
+    def forward(self, c: torch.Tensor, grad: torch.Tensor, max_scale: float) -> torch.Tensor:
+        a, b, scale = self.factors(c, max_scale)
+        return scale * (grad * a + b)
 
 
 class KeNet(nn.Module):
