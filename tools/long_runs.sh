@@ -59,7 +59,8 @@ fits() {  # fits <minutes>: true if that long from now ends before UNTIL (always
     [ -z "${UNTIL:-}" ] || [ $(( $(date +%s) + $1 * 60 )) -le "$(date -d "$UNTIL" +%s)" ]
 }
 
-sequential() {  # sequential <model>: each run alone, if finished or if it fits before UNTIL; then the section
+sequential() {  # sequential <model>: each unfinished run alone, if it fits before UNTIL; once all are done,
+                # the section at the full settings (which only renders)
     local m=$1 run editor missing=0
     decided "$m" || return 0
     for run in ${SEQ_RUNS[$m]//,/ }; do
@@ -111,6 +112,7 @@ decided() {  # decided <model>: both decisions above are in the configs; else sa
 }
 
 rows_done() {  # rows_done <model> <mend|ke>: the report holds all three variants' rows (Tables 1-2, Figure 6)
+               # at the report's default of 100 cases per editor (the queue passes no --eval-cases)
     local d=docs/report/$1 e=$2 f
     for f in "$d/counterfact/$e" "$d/counterfact/$e-cf" "$d/zsre/$e" "$d/zsre/$e-zsre"; do
         [ "$(find "$f/cases" -name '*.json' 2>/dev/null | wc -l)" -ge 100 ] || return 1
