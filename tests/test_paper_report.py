@@ -79,11 +79,11 @@ def test_report_writes_every_section_and_a_rerun_does_no_work(tiny_settings, tmp
 def test_changed_settings_rerun_only_their_sections(tiny_settings, tmp_path):
     import dataclasses
 
-    build(tiny_settings, tmp_path, progress=False, log=lambda m: None)
+    fewer = dataclasses.replace(tiny_settings, curie_editors=("ft",))
+    build(fewer, tmp_path, progress=False, log=lambda m: None)
     seconds = json.loads((tmp_path / "curie" / "timing.json").read_text())["seconds"]
     logs = []
-    changed = dataclasses.replace(tiny_settings, curie_editors=("ft",))
-    build(changed, tmp_path, progress=False, log=logs.append)
+    build(tiny_settings, tmp_path, progress=False, log=logs.append)  # one editor more in Figure 6
     assert logs == ["factlocate report: Figure 6: generations after rewriting Pierre Curie's field"]
     # The earlier call's time still counts: its results are reused.
     assert json.loads((tmp_path / "curie" / "timing.json").read_text())["seconds"] > seconds
@@ -97,6 +97,36 @@ def test_an_editor_subset_keeps_the_tables_order():
                    "curie_editors": ("mend", "mend-cf")}
     with pytest.raises(FactlocateError, match="unknown editors"):
         editor_subset(["rome", "mend-xx"])
+
+
+def test_a_call_for_fewer_editors_reuses_the_finished_run_and_shows_it_whole(tiny_settings, tmp_path):
+    import dataclasses
+    import importlib
+
+    build_mod = importlib.import_module("factlocate.paper.build")
+    by_key = {s.key: s for s in sections.SECTIONS}
+
+    def no_model(spec):
+        raise AssertionError("a call covered by the finished run loaded the model")
+
+    def answers(**changes):  # the settings a finished run shows for a call with these changes, or None
+        ctx = sections.Context(dataclasses.replace(tiny_settings, **changes), tmp_path, False, no_model)
+        return build_mod._finished(ctx, by_key["table2"])
+
+    whole = build(tiny_settings, tmp_path, progress=False, log=lambda m: None, only=("table2", "fig6")).read_text()
+    logs = []
+    fewer = dataclasses.replace(tiny_settings, counterfact_editors=("rome",), curie_editors=("ft",))
+    html = build(fewer, tmp_path, progress=False, loader=no_model, log=logs.append,
+                 only=("table2", "fig6")).read_text()
+    assert logs == []  # both are done: the finished run holds every editor asked for
+    table2 = html.split('id="table2"')[1].split('id="fig6"')[0]
+    assert '<td class="">unedited</td>' in table2 and "Partial results" not in table2  # the whole finished run
+    assert html == whole
+    assert json.loads((tmp_path / "counterfact" / "done.json").read_text())["params"]["editors"] == [
+        "unedited", "rome", "ft"]  # the finished run's marker is kept
+    assert answers(counterfact_editors=("ft", "rome")).counterfact_editors == ("unedited", "rome", "ft")
+    assert answers(counterfact_editors=("rome", "kn")) is None  # an editor the run does not hold
+    assert answers(counterfact_editors=("rome",), eval_cases=3) is None  # another setting differs
 
 
 def test_only_computes_the_named_sections(tiny_settings, tmp_path):

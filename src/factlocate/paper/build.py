@@ -1,7 +1,9 @@
 """Run (or resume) every section of the report, then write DIR/index.html from the files alone.
 
 A section is done once `DIR/<folder>/done.json` holds the parameters it ran with; a later
-call with the same parameters neither loads the model nor runs anything for it. Its wall
+call with the same parameters neither loads the model nor runs anything for it. Nor does a call
+whose parameters differ only in asking for fewer editors (or sequential runs) than the finished
+run holds: every row it asks for is there, and the page keeps showing the finished run. Its wall
 time, summed over the calls that did work in its folder (a call with other settings, e.g.
 more editors, adds its time to the earlier calls' whose results the runners reuse), is kept
 in `DIR/<folder>/timing.json`. While a
@@ -11,6 +13,7 @@ call that is killed before the section is done still counts when the next call f
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -29,9 +32,24 @@ PARTIAL = ("**Partial results.** This section has not finished at these settings
 TICK = 30.0  # seconds between writes of a running section's elapsed time
 
 
-def _done(ctx: Context, section) -> bool:
+def _finished(ctx: Context, section) -> ReportSettings | None:
+    """The settings of a finished run in the section's folder that answers this call, or None if none does.
+
+    That is the call's own settings when the run's parameters equal the call's, and the call's settings with
+    the run's list of editors (or runs) when that list is the only difference and holds every entry the call's does.
+    """
     marker = ctx.folder(section.folder) / "done.json"
-    return marker.exists() and read_json(marker).get("params") == params_json(section, ctx.settings)
+    if not marker.exists():
+        return None
+    held, wanted = read_json(marker).get("params"), params_json(section, ctx.settings)
+    if held == wanted:
+        return ctx.settings
+    if section.widens is None or not isinstance(held, dict):
+        return None
+    key, field = section.widens
+    if key not in held or {**held, key: wanted[key]} != wanted or any(x not in held[key] for x in wanted[key]):
+        return None
+    return dataclasses.replace(ctx.settings, **{field: held[key]})
 
 
 def _seconds(ctx: Context, section) -> float | None:
@@ -78,7 +96,7 @@ def compute(ctx: Context, log=print, only: tuple[str, ...] | None = None) -> lis
     ran = []
     for key in COMPUTE_ORDER:
         section = by_key[key]
-        if section.compute is None or _done(ctx, section) or (only is not None and key not in only):
+        if section.compute is None or _finished(ctx, section) is not None or (only is not None and key not in only):
             continue
         log(f"factlocate report: {section.title}")
         folder = ctx.folder(section.folder)
@@ -108,12 +126,13 @@ def render(ctx: Context) -> str:
              "alone, and its wall time on the machine that ran it.")
     parts = []
     for section in SECTIONS:
-        done = _done(ctx, section)
-        parts.append(dict(key=section.key, title=section.title, settings=section.params(s),
-                          command=section.command(s, ctx.out), finished=done,
+        shown = _finished(ctx, section)  # a finished run's settings (maybe wider than this call's), else None
+        done, here = shown is not None, ctx.with_settings(shown) if shown is not None else ctx
+        parts.append(dict(key=section.key, title=section.title, settings=section.params(here.settings),
+                          command=section.command(here.settings, ctx.out), finished=done,
                           seconds=_seconds(ctx, section) if done else _seconds_so_far(ctx, section),
                           paper=section.paper() if section.paper else None,
-                          blocks=_blocks(ctx, section, done)))
+                          blocks=_blocks(here, section, done)))
     return page.page(f"factlocate: the ROME paper on {s.model}", intro, parts)
 
 

@@ -33,6 +33,12 @@ class Context:
     def folder(self, name: str) -> Path:
         return self.out / name
 
+    def with_settings(self, settings: ReportSettings) -> "Context":
+        """The same folder and model loader under other settings (a section shown as a wider run left it)."""
+        other = Context(settings, self.out, self.progress, self._loader)
+        other._model = self._model
+        return other
+
 
 @dataclass(frozen=True)
 class Section:
@@ -45,6 +51,9 @@ class Section:
     compute: Callable[[Context], None] | None = None
     paper: Callable[[], str] | None = None
     partial: Callable[[Context], list] | None = None  # render of an unfinished run; [] when it holds nothing
+    # (params key, settings field) of the section's list of editors or runs: a finished run with a wider list,
+    # and otherwise the same params, also answers a call (see `paper.build`)
+    widens: tuple[str, str] | None = None
 
 
 def q(text: str) -> str:
