@@ -155,6 +155,21 @@ def test_an_unfinished_table_shows_its_rows_and_what_is_left(tiny_settings, tmp_
     assert NOT_RUN.split(":")[0] in html.split('id="table1"')[1].split('id="table2"')[0]  # nothing run there
 
 
+def test_an_unfinished_sequential_section_names_the_runs_left(tiny_settings, tmp_path):
+    import dataclasses
+
+    build(tiny_settings, tmp_path, progress=False, log=lambda m: None, only=("sequential",))
+    wider = dataclasses.replace(tiny_settings, sequential=(("rome", 2, 1, 1), ("ft", 2, 1, 1)))
+
+    def shown():
+        html = build(wider, tmp_path, progress=False, log=lambda m: None, only=()).read_text()
+        return html.split('id="sequential"')[1]
+
+    assert "Partial results" in shown() and "Still to run: ft." in shown()
+    (tmp_path / "sequential" / "rome" / "done.json").unlink()  # as if stopped after its edits, before scoring
+    assert "Still to run: rome (2 of 2 edits), ft." in shown()
+
+
 def test_a_killed_sections_time_counts_when_it_is_finished(tmp_path, monkeypatch):
     import importlib
     import time

@@ -231,10 +231,17 @@ def sequential_render(ctx: Context) -> list:
 
 
 def sequential_partial(ctx: Context) -> list:
+    """The runs' curves so far, and the settings' runs not yet finished (with how many edits each has made)."""
     from factlocate.evaluation import sequential
 
-    runs = sequential.load_runs(ctx.folder("sequential"))
-    return sequential_render(ctx) if any(r["logs"] for r in runs) else []
+    folder = ctx.folder("sequential")
+    runs = sequential.load_runs(folder)
+    if not any(r["logs"] for r in runs):
+        return []
+    made = {r["name"]: max(x["edits"] for x in r["logs"]) for r in runs if r["logs"]}
+    short = [f"{e} ({made[e]} of {n} edits)" if made.get(e) else e
+             for e, n, _, _ in ctx.settings.sequential if not (folder / e / "done.json").exists()]
+    return sequential_render(ctx) + (["Still to run: " + ", ".join(short) + "."] if short else [])
 
 
 def sequential_command(s: ReportSettings, out: Path) -> str:
