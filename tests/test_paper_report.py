@@ -129,6 +129,35 @@ def test_a_call_for_fewer_editors_reuses_the_finished_run_and_shows_it_whole(tin
     assert answers(counterfact_editors=("rome",), eval_cases=3) is None  # another setting differs
 
 
+def test_a_call_with_other_editors_keeps_the_finished_ones_in_its_marker(tiny_settings, tmp_path):
+    import dataclasses
+    import importlib
+
+    build_mod = importlib.import_module("factlocate.paper.build")
+    by_key = {s.key: s for s in sections.SECTIONS}
+
+    def widened(section, **changes):
+        ctx = sections.Context(dataclasses.replace(tiny_settings, **changes), tmp_path, False, None)
+        return build_mod._widened(ctx, by_key[section])
+
+    first = dataclasses.replace(tiny_settings, counterfact_editors=("unedited", "rome"))
+    build(first, tmp_path, progress=False, log=lambda m: None, only=("table2",))
+    other = dataclasses.replace(tiny_settings, counterfact_editors=("rome", "ft"))
+    logs = []
+    build(other, tmp_path, progress=False, log=logs.append, only=("table2",))
+    assert logs == ["factlocate report: Table 2: CounterFact"]  # ft was not in the finished run
+    held = json.loads((tmp_path / "counterfact" / "done.json").read_text())["params"]["editors"]
+    assert held == ["unedited", "rome", "ft"]  # the finished run's editors first, then the call's new one
+    assert build_mod._finished(sections.Context(first, tmp_path, False, None), by_key["table2"]) is not None
+    assert widened("table2", counterfact_editors=("ft",), eval_cases=3).counterfact_editors == ("ft",)
+
+    marker = tmp_path / "sequential" / "done.json"  # a finished sequential section, written by hand
+    marker.parent.mkdir()
+    marker.write_text(json.dumps({"params": sections.params_json(by_key["sequential"], tiny_settings)}))
+    assert widened("sequential", sequential=(("ft", 2, 1, 1),)).sequential == (("rome", 2, 1, 1), ("ft", 2, 1, 1))
+    assert widened("sequential", sequential=(("rome", 3, 1, 1),)).sequential == (("rome", 3, 1, 1),)  # not both
+
+
 def test_only_computes_the_named_sections(tiny_settings, tmp_path):
     logs = []
     page = build(tiny_settings, tmp_path, progress=False, log=logs.append, only=("fig2",))
@@ -165,7 +194,8 @@ def test_an_unfinished_sequential_section_names_the_runs_left(tiny_settings, tmp
         html = build(wider, tmp_path, progress=False, log=lambda m: None, only=()).read_text()
         return html.split('id="sequential"')[1]
 
-    assert "Partial results" in shown() and "Still to run: ft." in shown()
+    page = shown()
+    assert "Partial results" in page and "Still to run: ft." in page
     (tmp_path / "sequential" / "rome" / "done.json").unlink()  # as if stopped after its edits, before scoring
     assert "Still to run: rome (2 of 2 edits), ft." in shown()
 

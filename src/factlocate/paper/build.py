@@ -3,7 +3,9 @@
 A section is done once `DIR/<folder>/done.json` holds the parameters it ran with; a later
 call with the same parameters neither loads the model nor runs anything for it. Nor does a call
 whose parameters differ only in asking for fewer editors (or sequential runs) than the finished
-run holds: every row it asks for is there, and the page keeps showing the finished run. Its wall
+run holds: every row it asks for is there, and the page keeps showing the finished run. A call whose list
+holds entries the finished run lacks runs the section with both lists joined, so that no finished entry
+drops out of done.json (its rows are reused, not recomputed). Its wall
 time, summed over the calls that did work in its folder (a call with other settings, e.g.
 more editors, adds its time to the earlier calls' whose results the runners reuse), is kept
 in `DIR/<folder>/timing.json`. While a
@@ -32,6 +34,31 @@ PARTIAL = ("**Partial results.** This section has not finished at these settings
 TICK = 30.0  # seconds between writes of a running section's elapsed time
 
 
+def _widened(ctx: Context, section) -> ReportSettings:
+    """This call's settings, with the section's list of editors (or sequential runs) widened to hold a finished
+    run's entries too (the run's first), when that list is all the finished run's parameters differ in.
+
+    A run at the widened settings reuses the finished rows, and its done.json keeps naming them.
+    """
+    marker = ctx.folder(section.folder) / "done.json"
+    if section.widens is None or not marker.exists():
+        return ctx.settings
+    held, wanted = read_json(marker).get("params"), params_json(section, ctx.settings)
+    key, field = section.widens
+    if not isinstance(held, dict) or key not in held or {**held, key: wanted[key]} != wanted:
+        return ctx.settings
+    new = [x for x in wanted[key] if x not in held[key]]
+    if {_name(x) for x in new} & {_name(x) for x in held[key]}:  # the same editor at other settings: not a widening
+        return ctx.settings
+    union = held[key] + new
+    return dataclasses.replace(ctx.settings, **{field: union})
+
+
+def _name(entry) -> str:
+    """An editor's name, or a sequential run's (its first field)."""
+    return entry if isinstance(entry, str) else entry[0]
+
+
 def _finished(ctx: Context, section) -> ReportSettings | None:
     """The settings of a finished run in the section's folder that answers this call, or None if none does.
 
@@ -41,15 +68,8 @@ def _finished(ctx: Context, section) -> ReportSettings | None:
     marker = ctx.folder(section.folder) / "done.json"
     if not marker.exists():
         return None
-    held, wanted = read_json(marker).get("params"), params_json(section, ctx.settings)
-    if held == wanted:
-        return ctx.settings
-    if section.widens is None or not isinstance(held, dict):
-        return None
-    key, field = section.widens
-    if key not in held or {**held, key: wanted[key]} != wanted or any(x not in held[key] for x in wanted[key]):
-        return None
-    return dataclasses.replace(ctx.settings, **{field: held[key]})
+    settings = _widened(ctx, section)
+    return settings if read_json(marker).get("params") == params_json(section, settings) else None
 
 
 def _seconds(ctx: Context, section) -> float | None:
@@ -99,12 +119,12 @@ def compute(ctx: Context, log=print, only: tuple[str, ...] | None = None) -> lis
         if section.compute is None or _finished(ctx, section) is not None or (only is not None and key not in only):
             continue
         log(f"factlocate report: {section.title}")
-        folder = ctx.folder(section.folder)
+        folder, wide = ctx.folder(section.folder), _widened(ctx, section)
         earlier = _seconds(ctx, section) or 0.0  # finished calls with other settings
         with _clock(folder) as elapsed:
-            section.compute(ctx)
+            section.compute(ctx.with_settings(wide))
         write_json(folder / "timing.json", {"seconds": earlier + elapsed()})
-        write_json(folder / "done.json", {"params": params_json(section, ctx.settings)})
+        write_json(folder / "done.json", {"params": params_json(section, wide)})
         (folder / "elapsed.json").unlink()
         ran.append(key)
     return ran

@@ -105,6 +105,11 @@ def not_run(folder: Path) -> list[str]:
     return ["Not run: " + "; ".join(f"{k} ({md_cell(v)})" for k, v in skipped.items())] if skipped else []
 
 
+def still_to_run(short: list[str]) -> list[str]:
+    """The line naming what an unfinished section has left to run, or nothing."""
+    return ["Still to run: " + ", ".join(short) + "."] if short else []
+
+
 def eval_render(ctx: Context, folder: str, names: tuple[str, ...] = ()) -> list:
     """The table in the order of `names` (the settings' editors), then the editors' notes."""
     from factlocate.evaluation import report
@@ -123,8 +128,7 @@ def eval_partial(ctx: Context, folder: str, names: tuple[str, ...]) -> list:
     cases = {name: len(list((out / name / "cases").glob("*.json"))) for name in names}  # counted, not parsed
     short = [f"{name} ({cases[name]} of {n} cases)" if cases[name] else name
              for name in names if name != "unedited" and cases[name] < n]
-    left = ["Still to run: " + ", ".join(short) + "."] if short else []
-    return eval_render(ctx, folder, names) + left
+    return eval_render(ctx, folder, names) + still_to_run(short)
 
 
 def eval_command(s: ReportSettings, out: Path, folder: str, dataset: str, names, generation: bool) -> str:
@@ -241,7 +245,7 @@ def sequential_partial(ctx: Context) -> list:
     made = {r["name"]: max(x["edits"] for x in r["logs"]) for r in runs if r["logs"]}
     short = [f"{e} ({made[e]} of {n} edits)" if made.get(e) else e
              for e, n, _, _ in ctx.settings.sequential if not (folder / e / "done.json").exists()]
-    return sequential_render(ctx) + (["Still to run: " + ", ".join(short) + "."] if short else [])
+    return sequential_render(ctx) + still_to_run(short)
 
 
 def sequential_command(s: ReportSettings, out: Path) -> str:
