@@ -190,6 +190,51 @@ def test_sequential_run_resumes_to_the_same_deltas_and_restores_weights(tiny_gpt
     assert all(row.count("|") == table[0].count("|") for row in rows)
 
 
+def test_key_statistics_come_from_the_unedited_weights(tiny_gpt2, tmp_path, monkeypatch):
+    from factlocate.models import cache_dir
+
+    # Made while an edit is applied, they would be cached as the unedited model's: refused.
+    w = arch.hf_parameter(tiny_gpt2, arch.mlp_out_name(tiny_gpt2, 0))
+    original = w.detach().clone()
+    with torch.no_grad():
+        w.add_(0.5)
+    try:
+        with pytest.raises(FactlocateError, match="an edit is applied"):
+            key_stats.key_stats(tiny_gpt2, [1, 2], tokens_budget=STATS_TOKENS + 1, progress=False)
+    finally:
+        with torch.no_grad():
+            w.copy_(original)
+    assert not list((cache_dir() / "stats").glob(f"*_{STATS_TOKENS + 1}tok_*"))
+
+    # MEMIT's update reads every layer's C₀ before the first delta, so an uncached run makes them all unedited.
+    hp = memit.HParams(layers=[1, 2], v_num_grad_steps=2, stats_tokens=STATS_TOKENS + 2)
+    zs, _ = memit.compute_targets(tiny_gpt2, REQUESTS[:2], TEMPLATES, hp, progress=False)
+    memit.spread(tiny_gpt2, REQUESTS[:2], TEMPLATES, zs, hp, memit.covariance_update(tiny_gpt2, hp))
+    assert len(list((cache_dir() / "stats").glob(f"*_{STATS_TOKENS + 2}tok_*"))) == 2
+
+    # A sequential run resumed where the statistics are gone (a fresh machine) makes them before its edits.
+    ds, records = _records()
+    params = sequential.SequentialParams(edits=2, batch=1, probe_cases=1, ppl_tokens=100, gen_cases=0)
+    overrides = dict(layers=[1, 2], v_num_grad_steps=2, stats_tokens=STATS_TOKENS + 3,
+                     context_template_lengths=[[5, 1]])
+    real, calls = memit.compute_edit, {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(memit, "compute_edit", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        sequential.run(tiny_gpt2, ds, records, "memit", tmp_path, params, overrides, progress=False)
+    monkeypatch.setattr(memit, "compute_edit", real)
+    for f in (cache_dir() / "stats").glob(f"*_{STATS_TOKENS + 3}tok_*"):
+        f.unlink()
+    sequential.run(tiny_gpt2, ds, records, "memit", tmp_path, params, overrides, progress=False)
+    assert (tmp_path / "memit" / "done.json").exists()
+
+
 def test_sequential_memit_and_rome_and_errors(tiny_gpt2, tmp_path, monkeypatch):
     from factlocate.editors import context_templates as ct
 

@@ -155,14 +155,14 @@ def compute_targets(model, requests, templates, hp: HParams, progress: bool = Tr
     return zs, [{**r.losses[-1], "steps": len(r.losses)} if r.losses else {} for r in results]
 
 
-def second_moment(model, layer: int, hp: HParams, progress: bool = True) -> torch.Tensor:
+def second_moments(model, layers: list[int], hp: HParams, progress: bool = True) -> dict[int, torch.Tensor]:
+    """C₀ at each layer (float64), every layer's from one pass over the corpus (cached); identity without
+    `mom2_adjustment`. Made before any edit: an applied edit would change the later layers' keys."""
     if not hp.mom2_adjustment:
-        return torch.eye(int(model.cfg.d_mlp), dtype=torch.float64)
-    stats = key_stats.key_stats(
-        model, layer, corpus=hp.stats_corpus, tokens_budget=hp.stats_tokens, dtype=hp.stats_dtype,
-        progress=progress,
-    )
-    return stats.cov.to(torch.float64)
+        return {l: torch.eye(int(model.cfg.d_mlp), dtype=torch.float64) for l in layers}
+    stats = key_stats.key_stats(model, list(layers), corpus=hp.stats_corpus, tokens_budget=hp.stats_tokens,
+                                dtype=hp.stats_dtype, progress=progress)
+    return {l: stats[l].cov.to(torch.float64) for l in layers}
 
 
 def compute_edit(model, requests, hparams: HParams, progress: bool = True, templates=None, **options) -> EditResult:
@@ -178,29 +178,29 @@ def compute_edit(model, requests, hparams: HParams, progress: bool = True, templ
 
 
 def _compute(model, requests: list[EditRequest], hparams: HParams, templates, progress: bool) -> Computed:
-    layers = check_layers(model, hparams.layers)
+    check_layers(model, hparams.layers)
     timings = {}
     if templates is None:
         templates = ctx.context_templates(model, hparams.context_template_lengths, seed=hparams.seed)
     templates = ctx.check(templates)
-    if hparams.mom2_adjustment:  # every layer's statistics in one pass over the corpus (cached)
-        key_stats.key_stats(model, layers, corpus=hparams.stats_corpus, tokens_budget=hparams.stats_tokens,
-                            dtype=hparams.stats_dtype, progress=progress)
+    update = covariance_update(model, hparams, progress)  # C₀ first, before this edit changes any layer
     t = time.perf_counter()
     zs, z_logs = compute_targets(model, requests, templates, hparams, progress)
     timings["targets"] = time.perf_counter() - t
     t = time.perf_counter()
-    deltas, norms, _ = spread(model, requests, templates, zs, hparams, covariance_update(model, hparams),
-                              progress=progress)
+    deltas, norms, _ = spread(model, requests, templates, zs, hparams, update, progress=progress)
     timings["layers"] = time.perf_counter() - t
     return Computed(deltas, {"templates": templates, "target_losses": z_logs, "layer_norms": norms}, timings)
 
 
-def covariance_update(model, hparams):
-    """MEMIT's `update` for `spread`: ΔWᵀ = (λ C₀ + K Kᵀ)⁻¹ K Rᵀ, C₀ the layer's key second moment."""
+def covariance_update(model, hparams, progress: bool = False):
+    """MEMIT's `update` for `spread`: ΔWᵀ = (λ C₀ + K Kᵀ)⁻¹ K Rᵀ, C₀ the layer's key second moment.
+
+    Every layer's C₀ is read (or made) here, before `spread` applies the first layer's delta."""
+    covs = second_moments(model, check_layers(model, hparams.layers), hparams, progress)
 
     def update(layer: int, k: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
-        cov = second_moment(model, layer, hparams, progress=False).to(k.device)
+        cov = covs[layer].to(k.device)
         adj_k = torch.linalg.solve(hparams.mom2_update_weight * cov + k @ k.T, k)  # [d_mlp, N]
         return (resid @ adj_k.T).T
 

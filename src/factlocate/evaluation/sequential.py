@@ -42,6 +42,7 @@ import torch
 from tqdm.auto import tqdm
 
 from factlocate import arch
+from factlocate.editors import key_stats
 from factlocate.errors import FactlocateError
 from factlocate.identity import identity
 from factlocate.io import atomic_path, read_json, write_json, write_text
@@ -191,6 +192,7 @@ def run(model, dataset, records: list, editor: str, out: str | Path, params: Seq
     batches = [chosen[i : i + params.batch] for i in range(0, len(chosen), params.batch)]
     originals: dict[str, torch.Tensor] = {}
     state_path = folder / "state.safetensors"
+    key_stats.for_hparams(model, hparams, progress)  # C₀ of the unedited weights, before a resumed run's edits
     done, total, editor_state = (_load_state(state_path, model, originals, state_cls) if state_path.exists()
                                  else (0, 0.0, None))
     probe, ppl_rows = chosen[: params.probe_cases], wikitext_slice(model, params.ppl_tokens)
