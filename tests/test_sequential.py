@@ -174,6 +174,7 @@ def test_sequential_run_resumes_to_the_same_deltas_and_restores_weights(tiny_gpt
     assert all(torch.equal(hf[n].detach(), edited[n]) for n in a)
     logs = [json.loads(p.read_text()) for p in sorted((whole / "batches").glob("*.json"))]
     assert {log["edits"] for log in logs} == {0, 2, 4}
+    assert all({"targets", "layers"} <= set(log["edit_timings"]) for log in logs if log["edits"])
     assert all(log["perplexity"] > 1 for log in logs)
     assert len(list((whole / "final").glob("*.json"))) == 4
     assert len(list((whole / "unedited").glob("*.json"))) == 4

@@ -215,7 +215,7 @@ def run(model, dataset, records: list, editor: str, out: str | Path, params: Seq
             total += seconds
             if (k + 1) % params.log_every == 0 or k == len(batches) - 1:
                 log = {"batch": k, "edits": sum(len(b) for b in batches[: k + 1]), "seconds": seconds,
-                       "edit_seconds_total": total,
+                       "edit_seconds_total": total, "edit_timings": dict(result.timings),  # the editor's steps
                        **_measure(model, batches[k], batches[0], probe, ppl_rows, originals),
                        "original_norms": {n: float(w.double().norm()) for n, w in originals.items()}}
                 if "kept_directions" in result.extra:
