@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from factlocate.errors import FactlocateError
+
 STATE_ATTRIBUTE = "factlocate_state"
 SAMPLE_VALUES = 4096  # values hashed per parameter: a strided sample, so large models hash fast
 
@@ -79,3 +81,15 @@ def state(model) -> ModelState:
 
 def identity(model) -> ModelIdentity:
     return state(model).identity
+
+
+def check_unedited(model, what: str) -> None:
+    """Refuse to make `what` for a cache keyed on the load-time fingerprint from weights changed since then.
+
+    Such a file would be reused as the unedited model's by every later run (an applied edit at one MLP
+    layer changes every later layer's keys, and what the model generates).
+    """
+    if fingerprint(model) != identity(model).fingerprint:
+        raise FactlocateError(f"{what} would be cached as the unedited model's, but the weights are not those it "
+                              "was loaded with (an edit is applied): make it on the unedited model first")
+

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from factlocate.errors import FactlocateError
 from factlocate.generate import generate
-from factlocate.identity import identity
+from factlocate.identity import check_unedited, identity
 from factlocate.io import read_json, write_json
 from factlocate.models import cache_dir
 
@@ -45,6 +45,8 @@ def context_templates(model, lengths=ROME_LENGTHS, seed: int = 0, cache: bool = 
         data = read_json(path)
         if data.get("lengths") == [list(p) for p in lengths] and data.get("seed") == seed:
             return check(data["templates"])
+    if cache:
+        check_unedited(model, "context templates")
     templates = generate_templates(model, lengths, seed)
     if cache:
         write_json(path, {"model": identity(model).spec, "lengths": lengths, "seed": seed, "templates": templates})

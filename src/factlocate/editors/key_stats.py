@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from factlocate import arch, net, tokens
 from factlocate.errors import FactlocateError
 from factlocate.forward import Capture, control
-from factlocate.identity import fingerprint, identity
+from factlocate.identity import check_unedited, identity
 from factlocate.io import atomic_path, read_json
 from factlocate.models import cache_dir
 
@@ -247,7 +247,7 @@ def key_stats(
     done = {l: load(paths[l], metas[l]) for l in layers if paths[l].exists()}
     todo = [l for l in layers if l not in done]
     if todo:
-        _check_unedited(model, todo)
+        check_unedited(model, f"key statistics for layers {todo} (`factlocate stats` makes them)")
         done.update(_accumulate(model, todo, corpus, metas, paths, batch_tokens, save_every, progress))
     return done[layers[0]] if single else done
 
@@ -260,19 +260,6 @@ def for_hparams(model, hp, progress: bool = True) -> None:
     layers = getattr(hp, "layers", None) or [hp.layer]
     key_stats(model, list(layers), corpus=hp.stats_corpus, tokens_budget=hp.stats_tokens, dtype=hp.stats_dtype,
               progress=progress)
-
-
-def _check_unedited(model, layers: list[int]) -> None:
-    """Refuse to make statistics from edited weights: they would be cached as the unedited model's.
-
-    The cache is keyed on the weights' fingerprint at load time, so statistics made while an edit is
-    applied (an earlier layer's MEMIT delta changes every later layer's keys) would be reused as C₀ by
-    every later run on that model.
-    """
-    if fingerprint(model) != identity(model).fingerprint:
-        raise FactlocateError(f"key statistics for layers {layers} are not cached, and the model's weights are "
-                              "not those it was loaded with (an edit is applied): make them on the unedited "
-                              "model first (`factlocate stats`, or before the first edit)")
 
 
 def _batches(model, texts, budget: int, batch_tokens: int, max_len: int, skip: int = 0):
