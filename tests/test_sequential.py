@@ -132,6 +132,22 @@ def _records():
     return ds, ds.records
 
 
+def _stopped_after_one_batch(monkeypatch, editor, run) -> None:
+    """Call `run`, interrupted as the editor module starts its second batch; the editor is restored after."""
+    real, calls = editor.compute_edit, {"n": 0}
+
+    def flaky(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(editor, "compute_edit", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    monkeypatch.setattr(editor, "compute_edit", real)
+
+
 def test_sequential_run_resumes_to_the_same_deltas_and_restores_weights(tiny_gpt2, tmp_path, monkeypatch):
     ds, records = _records()
     params = sequential.SequentialParams(edits=4, batch=2, probe_cases=2, ppl_tokens=200, gen_cases=1, max_length=12)
@@ -141,18 +157,8 @@ def test_sequential_run_resumes_to_the_same_deltas_and_restores_weights(tiny_gpt
     whole = sequential.run(tiny_gpt2, ds, records, "alphaedit", tmp_path / "whole", params, overrides, progress=False)
 
     # Interrupted after the first batch, then rerun: the same final deltas.
-    real, calls = alphaedit.compute_edit, {"n": 0}
-
-    def flaky(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(alphaedit, "compute_edit", flaky)
-    with pytest.raises(KeyboardInterrupt):
-        sequential.run(tiny_gpt2, ds, records, "alphaedit", tmp_path / "resumed", params, overrides, progress=False)
-    monkeypatch.setattr(alphaedit, "compute_edit", real)
+    _stopped_after_one_batch(monkeypatch, alphaedit, lambda: sequential.run(
+        tiny_gpt2, ds, records, "alphaedit", tmp_path / "resumed", params, overrides, progress=False))
     resumed = sequential.run(tiny_gpt2, ds, records, "alphaedit", tmp_path / "resumed", params, overrides,
                              progress=False)
     a, b = sequential.final_deltas(whole), sequential.final_deltas(resumed)
@@ -220,18 +226,8 @@ def test_key_statistics_come_from_the_unedited_weights(tiny_gpt2, tmp_path, monk
     params = sequential.SequentialParams(edits=2, batch=1, probe_cases=1, ppl_tokens=100, gen_cases=0)
     overrides = dict(layers=[1, 2], v_num_grad_steps=2, stats_tokens=STATS_TOKENS + 3,
                      context_template_lengths=[[5, 1]])
-    real, calls = memit.compute_edit, {"n": 0}
-
-    def flaky(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(memit, "compute_edit", flaky)
-    with pytest.raises(KeyboardInterrupt):
-        sequential.run(tiny_gpt2, ds, records, "memit", tmp_path, params, overrides, progress=False)
-    monkeypatch.setattr(memit, "compute_edit", real)
+    _stopped_after_one_batch(monkeypatch, memit, lambda: sequential.run(
+        tiny_gpt2, ds, records, "memit", tmp_path, params, overrides, progress=False))
     for f in (cache_dir() / "stats").glob(f"*_{STATS_TOKENS + 3}tok_*"):
         f.unlink()
     sequential.run(tiny_gpt2, ds, records, "memit", tmp_path, params, overrides, progress=False)
