@@ -147,14 +147,14 @@ def test_a_call_with_other_editors_keeps_the_finished_ones_in_its_marker(tiny_se
     build(other, tmp_path, progress=False, log=logs.append, only=("table2",))
     assert logs == ["factlocate report: Table 2: CounterFact"]  # ft was not in the finished run
     held = json.loads((tmp_path / "counterfact" / "done.json").read_text())["params"]["editors"]
-    assert held == ["unedited", "rome", "ft"]  # the finished run's editors first, then the call's new one
+    assert held == ["rome", "ft", "unedited"]  # the call's editors, then those only the finished run had
     assert build_mod._finished(sections.Context(first, tmp_path, False, None), by_key["table2"]) is not None
     assert widened("table2", counterfact_editors=("ft",), eval_cases=3).counterfact_editors == ("ft",)
 
     marker = tmp_path / "sequential" / "done.json"  # a finished sequential section, written by hand
     marker.parent.mkdir()
     marker.write_text(json.dumps({"params": sections.params_json(by_key["sequential"], tiny_settings)}))
-    assert widened("sequential", sequential=(("ft", 2, 1, 1),)).sequential == (("rome", 2, 1, 1), ("ft", 2, 1, 1))
+    assert widened("sequential", sequential=(("ft", 2, 1, 1),)).sequential == (("ft", 2, 1, 1), ("rome", 2, 1, 1))
     assert widened("sequential", sequential=(("rome", 3, 1, 1),)).sequential == (("rome", 3, 1, 1),)  # not both
 
 

@@ -36,7 +36,8 @@ TICK = 30.0  # seconds between writes of a running section's elapsed time
 
 def _widened(ctx: Context, section) -> ReportSettings:
     """This call's settings, with the section's list of editors (or sequential runs) widened to hold a finished
-    run's entries too (the run's first), when that list is all the finished run's parameters differ in.
+    run's entries too, when that list is all the finished run's parameters differ in: the finished run's list
+    if it holds every entry of the call's, else the call's followed by the finished run's others.
 
     A run at the widened settings reuses the finished rows, and its done.json keeps naming them.
     """
@@ -50,8 +51,9 @@ def _widened(ctx: Context, section) -> ReportSettings:
     new = [x for x in wanted[key] if x not in held[key]]
     if {_name(x) for x in new} & {_name(x) for x in held[key]}:  # the same editor at other settings: not a widening
         return ctx.settings
-    union = held[key] + new
-    return dataclasses.replace(ctx.settings, **{field: union})
+    if not new:  # the finished run holds every entry asked for: it is shown whole, in its own order
+        return dataclasses.replace(ctx.settings, **{field: held[key]})
+    return dataclasses.replace(ctx.settings, **{field: wanted[key] + [x for x in held[key] if x not in wanted[key]]})
 
 
 def _name(entry) -> str:
