@@ -138,7 +138,7 @@ def test_a_call_with_other_editors_keeps_the_finished_ones_in_its_marker(tiny_se
 
     def widened(section, **changes):
         ctx = sections.Context(dataclasses.replace(tiny_settings, **changes), tmp_path, False, None)
-        return build_mod._widened(ctx, by_key[section])
+        return build_mod._widened(ctx, by_key[section], build_mod._held(ctx, by_key[section]))
 
     first = dataclasses.replace(tiny_settings, counterfact_editors=("unedited", "rome"))
     build(first, tmp_path, progress=False, log=lambda m: None, only=("table2",))

@@ -93,8 +93,7 @@ def spectrum(cov: torch.Tensor, thresholds: list[float]) -> list[tuple[float, in
 def initial_state(model, hp: HParams, progress: bool = True) -> State:
     """P for every layer of R from its key statistics, and no preserved edit keys yet."""
     layers = check_layers(model, hp.layers)
-    stats = key_stats.key_stats(model, layers, corpus=hp.stats_corpus, tokens_budget=hp.stats_tokens,
-                                dtype=hp.stats_dtype, progress=progress)
+    stats = key_stats.for_hparams(model, hp, progress)  # mom2_adjustment is required (HParams)
     projections, kept, preserved = {}, {}, {}
     for layer in layers:
         projections[layer], kept[layer] = projection(stats[layer].cov, hp.nullspace_threshold)

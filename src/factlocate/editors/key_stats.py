@@ -252,14 +252,14 @@ def key_stats(
     return done[layers[0]] if single else done
 
 
-def for_hparams(model, hp, progress: bool = True) -> None:
-    """Make (or read) the statistics an editor's hyperparameters use (`layer` or `layers`, `stats_corpus`,
-    `stats_tokens`, `stats_dtype`, `mom2_adjustment`), so that a run can make them before it edits."""
+def for_hparams(model, hp, progress: bool = True) -> dict[int, KeyStats]:
+    """The statistics an editor's hyperparameters use (`layer` or `layers`, `stats_corpus`, `stats_tokens`,
+    `stats_dtype`, `mom2_adjustment`), made or read from the cache; none without `mom2_adjustment`."""
     if not getattr(hp, "mom2_adjustment", False) or not hasattr(hp, "stats_corpus"):
-        return
+        return {}
     layers = getattr(hp, "layers", None) or [hp.layer]
-    key_stats(model, list(layers), corpus=hp.stats_corpus, tokens_budget=hp.stats_tokens, dtype=hp.stats_dtype,
-              progress=progress)
+    return key_stats(model, list(layers), corpus=hp.stats_corpus, tokens_budget=hp.stats_tokens,
+                     dtype=hp.stats_dtype, progress=progress)
 
 
 def _batches(model, texts, budget: int, batch_tokens: int, max_len: int, skip: int = 0):

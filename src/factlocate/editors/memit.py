@@ -155,13 +155,13 @@ def compute_targets(model, requests, templates, hp: HParams, progress: bool = Tr
     return zs, [{**r.losses[-1], "steps": len(r.losses)} if r.losses else {} for r in results]
 
 
-def second_moments(model, layers: list[int], hp: HParams, progress: bool = True) -> dict[int, torch.Tensor]:
-    """C₀ at each layer (float64), every layer's from one pass over the corpus (cached); identity without
+def second_moments(model, hp: HParams, progress: bool = True) -> dict[int, torch.Tensor]:
+    """C₀ at each layer of R (float64), every layer's from one pass over the corpus (cached); identity without
     `mom2_adjustment`. Made before any edit: an applied edit would change the later layers' keys."""
+    layers = check_layers(model, hp.layers)
     if not hp.mom2_adjustment:
         return {l: torch.eye(int(model.cfg.d_mlp), dtype=torch.float64) for l in layers}
-    stats = key_stats.key_stats(model, list(layers), corpus=hp.stats_corpus, tokens_budget=hp.stats_tokens,
-                                dtype=hp.stats_dtype, progress=progress)
+    stats = key_stats.for_hparams(model, hp, progress)
     return {l: stats[l].cov.to(torch.float64) for l in layers}
 
 
@@ -197,7 +197,7 @@ def covariance_update(model, hparams, progress: bool = False):
     """MEMIT's `update` for `spread`: ΔWᵀ = (λ C₀ + K Kᵀ)⁻¹ K Rᵀ, C₀ the layer's key second moment.
 
     Every layer's C₀ is read (or made) here, before `spread` applies the first layer's delta."""
-    covs = second_moments(model, check_layers(model, hparams.layers), hparams, progress)
+    covs = second_moments(model, hparams, progress)
 
     def update(layer: int, k: torch.Tensor, resid: torch.Tensor) -> torch.Tensor:
         cov = covs[layer].to(k.device)

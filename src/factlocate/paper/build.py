@@ -34,17 +34,23 @@ PARTIAL = ("**Partial results.** This section has not finished at these settings
 TICK = 30.0  # seconds between writes of a running section's elapsed time
 
 
-def _widened(ctx: Context, section) -> ReportSettings:
+def _held(ctx: Context, section) -> dict | None:
+    """The parameters a finished run in the section's folder ran with (its done.json), or None."""
+    marker = ctx.folder(section.folder) / "done.json"
+    return read_json(marker).get("params") if marker.exists() else None
+
+
+def _widened(ctx: Context, section, held: dict | None) -> ReportSettings:
     """This call's settings, with the section's list of editors (or sequential runs) widened to hold a finished
     run's entries too, when that list is all the finished run's parameters differ in: the finished run's list
     if it holds every entry of the call's, else the call's followed by the finished run's others.
 
     A run at the widened settings reuses the finished rows, and its done.json keeps naming them.
+    `held` is the finished run's parameters (`_held`).
     """
-    marker = ctx.folder(section.folder) / "done.json"
-    if section.widens is None or not marker.exists():
+    if section.widens is None or held is None:
         return ctx.settings
-    held, wanted = read_json(marker).get("params"), params_json(section, ctx.settings)
+    wanted = params_json(section, ctx.settings)
     key, field = section.widens
     if not isinstance(held, dict) or key not in held or {**held, key: wanted[key]} != wanted:
         return ctx.settings
@@ -67,11 +73,11 @@ def _finished(ctx: Context, section) -> ReportSettings | None:
     That is the call's own settings when the run's parameters equal the call's, and the call's settings with
     the run's list of editors (or runs) when that list is the only difference and holds every entry the call's does.
     """
-    marker = ctx.folder(section.folder) / "done.json"
-    if not marker.exists():
+    held = _held(ctx, section)
+    if held is None:
         return None
-    settings = _widened(ctx, section)
-    return settings if read_json(marker).get("params") == params_json(section, settings) else None
+    settings = _widened(ctx, section, held)
+    return settings if held == params_json(section, settings) else None
 
 
 def _seconds(ctx: Context, section) -> float | None:
@@ -121,7 +127,7 @@ def compute(ctx: Context, log=print, only: tuple[str, ...] | None = None) -> lis
         if section.compute is None or _finished(ctx, section) is not None or (only is not None and key not in only):
             continue
         log(f"factlocate report: {section.title}")
-        folder, wide = ctx.folder(section.folder), _widened(ctx, section)
+        folder, wide = ctx.folder(section.folder), _widened(ctx, section, _held(ctx, section))
         earlier = _seconds(ctx, section) or 0.0  # finished calls with other settings
         with _clock(folder) as elapsed:
             section.compute(ctx.with_settings(wide))
