@@ -299,9 +299,22 @@ def test_scan_starts_from_memit_where_a_model_has_no_alphaedit_config(tmp_path, 
     shipped = memit.HParams.load("gemma-3-270m")
     assert hp.layers == shipped.layers and hp.mom2_update_weight == shipped.mom2_update_weight
     assert (hp.nullspace_threshold, hp.L2) == (2e-2, 10.0)
-    assert alphaedit_scan.memit_part(hp) == shipped
+    assert alphaedit_scan.memit_part(hp, "gemma-3-270m", {}) == shipped
     with_config = alphaedit_scan.scan_hparams("smollm2-135m", {"L2": 1.0})
     assert with_config == alphaedit.HParams.load("smollm2-135m", {"L2": 1.0})
+
+
+def test_the_scans_memit_row_uses_memits_lambda_where_the_alphaedit_config_has_none():
+    # AlphaEdit's configs leave out MEMIT's λ, which AlphaEdit never reads; the reference row must not fall back
+    # to the dataclass default (15,000) where the model's MEMIT config sets its own (Gemma 1,900, SmolLM2 1,400).
+    from tools import alphaedit_scan
+
+    for model in ("gemma-3-270m", "smollm2-135m"):
+        hp = alphaedit_scan.scan_hparams(model, {"nullspace_threshold": 2e-2})
+        shipped = memit.HParams.load(model)
+        assert hp.mom2_update_weight != shipped.mom2_update_weight  # what the row used to edit with
+        assert alphaedit_scan.memit_part(hp, model, {}) == shipped
+        assert alphaedit_scan.memit_part(hp, model, {"mom2_update_weight": 5.0}).mom2_update_weight == 5.0
 
 
 def test_scan_writes_memit_and_every_setting_and_resumes(tiny_dirs, tmp_path, monkeypatch):

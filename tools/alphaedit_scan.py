@@ -14,7 +14,7 @@ its update on the unedited weights, is measured and reverted:
 * ppl: perplexity on the sequential run's WikiText-2 slice;
 * ‖ΔW‖: the update's Frobenius norm, summed over the layers.
 
-MEMIT's own update from the same z's is the first row. The JSON keeps every row and the command's settings.
+MEMIT's own update from the same z's, at MEMIT's λ for the model, is the first row. The JSON keeps every row and the command's settings.
 
 A model without an AlphaEdit config (the usual reason to scan) starts from its MEMIT config: AlphaEdit is
 MEMIT plus the null space, so the layers and target settings carry over and only the two thresholds are new.
@@ -53,11 +53,19 @@ def scan_hparams(model_spec: str, overrides: dict, path: str | None = None):
     return alphaedit.HParams.load(model_spec, overrides, path=path)
 
 
-def memit_part(hp):
-    """MEMIT's hyperparameters with AlphaEdit's shared fields: the reference row edits the same layers."""
+PER_ROW = ("nullspace_threshold", "L2", "mom2_update_weight")  # set per row, not shared by the rows' targets
+
+
+def memit_part(hp, model_spec: str, overrides: dict):
+    """MEMIT's hyperparameters for the reference row: AlphaEdit's layers and target settings, and MEMIT's own λ.
+
+    AlphaEdit inherits `mom2_update_weight` from MEMIT but never reads it, so its value in `hp` is the dataclass
+    default, not the model's: λ comes from `--set mom2_update_weight=…`, else the model's MEMIT config."""
     from factlocate.editors import memit
 
-    return memit.HParams(**{f.name: getattr(hp, f.name) for f in dataclasses.fields(memit.HParams)})
+    lam = overrides.get("mom2_update_weight", memit.HParams.load(model_spec, {"layers": hp.layers}).mom2_update_weight)
+    shared = {f.name: getattr(hp, f.name) for f in dataclasses.fields(memit.HParams)}
+    return memit.HParams(**{**shared, "mom2_update_weight": lam})
 
 
 class Checkpoint:
@@ -143,8 +151,8 @@ def main(argv=None) -> int:
     requests = [r.request() for r in records]
     probe = records[: args.probe]
     hp = hparams()
-    mhp = memit_part(hp)
-    shared = {k: v for k, v in dataclasses.asdict(hp).items() if k not in ("nullspace_threshold", "L2")}
+    mhp = memit_part(hp, args.model, overrides)
+    shared = {k: v for k, v in dataclasses.asdict(hp).items() if k not in PER_ROW}
     saved = Checkpoint(Path(args.out), {"model": args.model, "dataset": ds.name, "case_ids": [r.case_id for r in records],
                                         "probe": len(probe), "hparams": shared})
     model = load_model(args.model)
@@ -160,7 +168,7 @@ def main(argv=None) -> int:
                     "update_norm": sum(float(d.delta.double().norm()) for d in deltas)}
 
     rows = [saved.row({"editor": "unedited"}, lambda: _measure(model, records, probe, ppl_rows))]
-    rows.append(saved.row({"editor": "memit"}, lambda: measure_with(
+    rows.append(saved.row({"editor": "memit", "mom2_update_weight": mhp.mom2_update_weight}, lambda: measure_with(
         memit.spread(model, requests, templates, zs, mhp, memit.covariance_update(model, mhp))[0])))
     bases = {}  # threshold -> its projections, made once and only if one of its rows is still to do
 
