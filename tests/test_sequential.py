@@ -351,6 +351,32 @@ def test_scan_writes_memit_and_every_setting_and_resumes(tiny_dirs, tmp_path, mo
     assert not (tmp_path / "again.json.partial").exists()
 
 
+def test_nullspace_share_measures_the_keys_inside_the_null_space(tiny_dirs, tmp_path, monkeypatch):
+    from tools import nullspace_share
+
+    # By hand: C₀ uses the first axis only, so the null space is the other two; a key along (1, 1, 0) has half
+    # of its squared norm there, and none of C₀'s trace is.
+    row = nullspace_share.layer_row(torch.diag(torch.tensor([4.0, 0.0, 0.0])), torch.tensor([[1.0], [1.0], [0.0]]), 1e-3)
+    assert row["kept"] == 2 and row["key_share"]["median"] == pytest.approx(0.5) and row["trace_share"] == 0.0
+
+    monkeypatch.setenv("FACTLOCATE_OFFLINE", "1")
+
+    def share(threshold):
+        out = tmp_path / f"{threshold}.json"
+        assert nullspace_share.main(["--model", tiny_dirs["gpt2"], "--n", "2", "--layer", "1,2", "--set",
+                                     f"nullspace_threshold={threshold}", "--set", f"stats_tokens={STATS_TOKENS}",
+                                     "--set", "context_template_lengths=[[5,1]]", "--out", str(out)]) == 0
+        return json.loads(out.read_text())
+
+    everything = share(1e9)  # every direction is free: all of every key and of C₀ lies in the null space
+    assert [r["layer"] for r in everything["layers"]] == [1, 2] and everything["command"].endswith("1000000000.0.json")
+    for r in everything["layers"]:
+        assert r["kept"] == r["d_mlp"] == 256
+        assert r["key_share"]["min"] == pytest.approx(1.0) and r["trace_share"] == pytest.approx(1.0)
+    nothing = share(1e-30)
+    assert all(r["kept"] == 0 and r["key_share"]["max"] == 0.0 for r in nothing["layers"])
+
+
 def test_an_evaluation_run_prepares_alphaedits_projections_once(tiny_gpt2, tmp_path, monkeypatch):
     """The per-case protocol edits from the original weights, so every case shares one set of projections."""
     from factlocate.evaluation import runner
