@@ -39,6 +39,8 @@ NAME = "alphaedit"
 class HParams(memit.HParams):
     EDITOR = NAME
     REQUIRED = ("layers", "nullspace_threshold")
+    # Inherited and never read here: mom2_update_weight (MEMIT's λ; the L2 term takes its place), so its
+    # value is the dataclass default, not the model's MEMIT λ (`tools/alphaedit_scan.memit_part`).
 
     nullspace_threshold: float | None = None  # absolute, on C₀'s singular values (paper: 2e-2)
     L2: float = 10.0
