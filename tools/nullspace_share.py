@@ -24,17 +24,15 @@ import tools
 
 def layer_row(cov, keys, threshold: float) -> dict:
     """The null space of `cov` at `threshold` and how much of `keys` [d_mlp, N] and of `cov` lies in it."""
-    import torch
-
     from factlocate.editors import alphaedit
 
     cov, keys = cov.double(), keys.double()
     p, kept = alphaedit.projection(cov, threshold)
     share = (p @ keys).norm(dim=0) ** 2 / keys.norm(dim=0) ** 2
+    (_, _, trace_share), = alphaedit.spectrum(cov, [threshold])
     return {"kept": kept, "d_mlp": int(cov.shape[0]),
             "key_share": {"median": float(share.median()), "min": float(share.min()), "max": float(share.max())},
-            "key_norm": float(keys.norm(dim=0).median()),
-            "trace_share": float(torch.trace(p @ cov) / torch.trace(cov))}
+            "key_norm": float(keys.norm(dim=0).median()), "trace_share": trace_share}
 
 
 def main(argv=None) -> int:
