@@ -1,6 +1,7 @@
 """AlphaEdit, batched target vectors and the sequential protocol, on tiny models."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -315,6 +316,8 @@ def test_the_scans_memit_row_uses_memits_lambda_where_the_alphaedit_config_has_n
         assert hp.mom2_update_weight != shipped.mom2_update_weight  # what the row used to edit with
         assert alphaedit_scan.memit_part(hp, model, {}) == shipped
         assert alphaedit_scan.memit_part(hp, model, {"mom2_update_weight": 5.0}).mom2_update_weight == 5.0
+        from_file = alphaedit.HParams(**{**dataclasses.asdict(hp), "mom2_update_weight": 7.0})  # an --hparams file's
+        assert alphaedit_scan.memit_part(from_file, model, {}).mom2_update_weight == 7.0
 
 
 def test_scan_writes_memit_and_every_setting_and_resumes(tiny_dirs, tmp_path, monkeypatch):

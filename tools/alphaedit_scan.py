@@ -59,11 +59,16 @@ PER_ROW = ("nullspace_threshold", "L2", "mom2_update_weight")  # set per row, no
 def memit_part(hp, model_spec: str, overrides: dict):
     """MEMIT's hyperparameters for the reference row: AlphaEdit's layers and target settings, and MEMIT's own λ.
 
-    AlphaEdit inherits `mom2_update_weight` from MEMIT but never reads it, so its value in `hp` is the dataclass
-    default, not the model's: λ comes from `--set mom2_update_weight=…`, else the model's MEMIT config."""
+    AlphaEdit inherits `mom2_update_weight` from MEMIT but never reads it, so AlphaEdit's configs leave it out and
+    `hp` then holds the dataclass default, not the model's λ. λ comes from `--set mom2_update_weight=…`, else from
+    `hp` where something set it (a MEMIT config the scan started from, or an `--hparams` file), else from the
+    model's MEMIT config."""
     from factlocate.editors import memit
 
-    lam = overrides.get("mom2_update_weight", memit.HParams.load(model_spec, {"layers": hp.layers}).mom2_update_weight)
+    default = memit.HParams.__dataclass_fields__["mom2_update_weight"].default
+    lam = overrides.get("mom2_update_weight", hp.mom2_update_weight)
+    if "mom2_update_weight" not in overrides and lam == default:
+        lam = memit.HParams.load(model_spec, {"layers": hp.layers}).mom2_update_weight
     shared = {f.name: getattr(hp, f.name) for f in dataclasses.fields(memit.HParams)}
     return memit.HParams(**{**shared, "mom2_update_weight": lam})
 
