@@ -359,7 +359,8 @@ def test_nullspace_share_measures_the_keys_inside_the_null_space(tiny_dirs, tmp_
 
     # By hand: C₀ uses the first axis only, so the null space is the other two; a key along (1, 1, 0) has half
     # of its squared norm there, and none of C₀'s trace is.
-    row = nullspace_share.layer_row(torch.diag(torch.tensor([4.0, 0.0, 0.0])), torch.tensor([[1.0], [1.0], [0.0]]), 1e-3)
+    cov, key = torch.diag(torch.tensor([4.0, 0.0, 0.0])), torch.tensor([[1.0], [1.0], [0.0]])
+    row = nullspace_share.layer_row(cov, key, 1e-3)
     assert row["kept"] == 2 and row["key_share"]["median"] == pytest.approx(0.5) and row["trace_share"] == 0.0
 
     monkeypatch.setenv("FACTLOCATE_OFFLINE", "1")

@@ -14,7 +14,8 @@ its update on the unedited weights, is measured and reverted:
 * ppl: perplexity on the sequential run's WikiText-2 slice;
 * ‖ΔW‖: the update's Frobenius norm, summed over the layers.
 
-MEMIT's own update from the same z's, at MEMIT's λ for the model, is the first row. The JSON keeps every row and the command's settings.
+MEMIT's own update from the same z's, at MEMIT's λ for the model, is the first row. The JSON keeps every row
+and the command's settings.
 
 A model without an AlphaEdit config (the usual reason to scan) starts from its MEMIT config: AlphaEdit is
 MEMIT plus the null space, so the layers and target settings carry over and only the two thresholds are new.
