@@ -147,7 +147,7 @@ def test_a_call_with_other_editors_keeps_the_finished_ones_in_its_marker(tiny_se
     build(other, tmp_path, progress=False, log=logs.append, only=("table2",))
     assert logs == ["factlocate report: Table 2: CounterFact"]  # ft was not in the finished run
     held = json.loads((tmp_path / "counterfact" / "done.json").read_text())["params"]["editors"]
-    assert held == ["rome", "ft", "unedited"]  # the call's editors, then those only the finished run had
+    assert held == ["unedited", "rome", "ft"]  # both lists, in the tables' order
     assert build_mod._finished(sections.Context(first, tmp_path, False, None), by_key["table2"]) is not None
     assert widened("table2", counterfact_editors=("ft",), eval_cases=3).counterfact_editors == ("ft",)
 

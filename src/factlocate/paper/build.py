@@ -43,7 +43,8 @@ def _held(ctx: Context, section) -> dict | None:
 def _widened(ctx: Context, section, held: dict | None) -> ReportSettings:
     """This call's settings, with the section's list of editors (or sequential runs) widened to hold a finished
     run's entries too, when that list is all the finished run's parameters differ in: the finished run's list
-    if it holds every entry of the call's, else the call's followed by the finished run's others.
+    if it holds every entry of the call's, else both lists joined, in the tables' order for editors (so that
+    a call for a few new editors does not put their rows first) and the call's first for sequential runs.
 
     A run at the widened settings reuses the finished rows, and its done.json keeps naming them.
     `held` is the finished run's parameters (`_held`).
@@ -59,7 +60,16 @@ def _widened(ctx: Context, section, held: dict | None) -> ReportSettings:
         return ctx.settings
     if not new:  # the finished run holds every entry asked for: it is shown whole, in its own order
         return dataclasses.replace(ctx.settings, **{field: held[key]})
-    return dataclasses.replace(ctx.settings, **{field: wanted[key] + [x for x in held[key] if x not in wanted[key]]})
+    joined = wanted[key] + [x for x in held[key] if x not in wanted[key]]
+    return dataclasses.replace(ctx.settings, **{field: _table_order(field, joined)})
+
+
+def _table_order(field: str, entries: list) -> list:
+    """Editor names in the order of the field's default list (the paper's rows; others after); other lists as given."""
+    default = ReportSettings.__dataclass_fields__[field].default
+    if not all(isinstance(x, str) for x in entries) or not all(isinstance(x, str) for x in default):
+        return entries
+    return sorted(entries, key=lambda x: default.index(x) if x in default else len(default))
 
 
 def _name(entry) -> str:
