@@ -67,7 +67,7 @@ def _widened(ctx: Context, section, held: dict | None) -> ReportSettings:
 def _table_order(field: str, entries: list) -> list:
     """Editor names in the order of the field's default list (the paper's rows; others after); other lists as given."""
     default = ReportSettings.__dataclass_fields__[field].default
-    if not all(isinstance(x, str) for x in entries) or not all(isinstance(x, str) for x in default):
+    if not all(isinstance(x, str) for x in default):  # sequential runs: (editor, edits, batch, log_every)
         return entries
     return sorted(entries, key=lambda x: default.index(x) if x in default else len(default))
 
