@@ -157,5 +157,5 @@ editing() {  # editing <model>: the tables and MEND/KE, once the model's decisio
 alphaedit_scan gemma-3-270m  # remade on 2 Dec: the first one read C0 made mid-edit (notes/editors.md)
 editing smollm2-135m
 editing gemma-3-270m
-alphaedit_scan smollm2-135m  # the first run's JSON was not kept
+alphaedit_scan smollm2-135m  # the first run's JSON was not kept; remade on 3 Dec
 echo "=== $(date -u +%FT%TZ) all steps done"
