@@ -94,6 +94,7 @@ import pandas as pd
 
 import factlocate
 from factlocate import notebooks, plots, tracing
+from factlocate.datasets import known_facts
 from factlocate.tracing import facts
 '''),
     md("## 1. Load a model"),
@@ -197,7 +198,7 @@ attention at the last subject token gives only 1.6%; attention matters at the la
 OUT = notebooks.work_dir("causal_trace", MODEL)  # traced facts are saved here; a rerun resumes
 spec = facts.FactSetSpec(model=MODEL, facts="known_1000.json", sever="mlp", window=WINDOW,
                          run=tracing.RunSpec(samples=FACT_SAMPLES))
-known = facts.load_facts()  # the shipped known_1000.json
+known = known_facts.load_facts()  # the shipped known_1000.json
 if FAST:  # a tiny random model knows no facts: let its own answers stand in for the true ones
     known = [dict(f, attribute=factlocate.predict(model, f["prompt"], top_k=1)[0]["token"].strip() or "?")
              for f in known[:2 * N_FACTS]]

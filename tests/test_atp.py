@@ -68,7 +68,7 @@ def test_verified_cells_equal_the_exact_engine(tiny_gpt2):
 
 
 def test_str_keeps_length_and_equals_running_the_swapped_prompts(tiny_gpt2):
-    from factlocate.tracing.facts import load_facts
+    from factlocate.datasets.known_facts import load_facts
 
     swap = subject_swap(tiny_gpt2, PROMPT, SUBJECT, load_facts(), samples=3, seed=1)
     n = len(tokens.encode(tiny_gpt2, PROMPT))

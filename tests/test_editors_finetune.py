@@ -35,7 +35,8 @@ def check_edit_and_revert(model, module, hp):
 
 
 def test_registry_names():
-    assert get("ft") is ft and get("ft-l") is ft_l and get("ft-w") is ft_w and get("attn-edit") is attn_edit
+    assert get("ft") is ft.EDITOR and get("ft-l") is ft_l.EDITOR and get("ft-w") is ft_w.EDITOR
+    assert get("attn-edit") is attn_edit.EDITOR
 
 
 def test_ft_edits_and_reverts(tiny_model):

@@ -14,7 +14,7 @@ REQ = EditRequest(prompt="{} is located in", subject="Vinson Massif", target_new
 
 
 def test_registry():
-    assert get("kn") is kn
+    assert get("kn") is kn.EDITOR
 
 
 def test_integrated_gradients_completeness(tiny_gpt2):

@@ -28,7 +28,7 @@ def tiny_llama(tiny_dirs):
 
 
 def test_registry():
-    assert get("memit") is memit
+    assert get("memit") is memit.EDITOR
 
 
 def test_memit_batch_edit(tiny_llama):

@@ -1,7 +1,6 @@
 """Datasets, the evaluation runner (protocol, pre-edit cache, resume), reports, the sweep and the CLI."""
 import dataclasses
 import json
-import types
 from dataclasses import dataclass
 
 import pytest
@@ -11,7 +10,7 @@ from factlocate import arch, datasets
 from factlocate.cli import main
 from factlocate.datasets import download
 from factlocate.deltas import WeightDelta
-from factlocate.editors.base import EditResult
+from factlocate.editors.base import Editor, EditResult
 from factlocate.editors.base import HParams
 from factlocate.errors import FactlocateError
 from factlocate.evaluation import report, runner, sweep
@@ -37,7 +36,7 @@ def _toy_edit(model, requests, hparams, **options):
     return EditResult("toy", requests, [delta], {})
 
 
-TOY = types.SimpleNamespace(NAME="toy", HParams=ToyHParams, compute_edit=_toy_edit)
+TOY = Editor("toy", ToyHParams, _toy_edit)
 
 
 @pytest.fixture(autouse=True)
@@ -157,12 +156,12 @@ def test_interrupted_run_resumes_to_the_same_summary(tiny_gpt2, cf, tmp_path):
     crashed = tmp_path / "crashed"
     with pytest.raises(KeyboardInterrupt):
         runner.run(tiny_gpt2, cf, records, "toy", crashed, NO_GEN, progress=False,
-                   module=types.SimpleNamespace(HParams=ToyHParams, compute_edit=interrupted))
+                   module=Editor("toy", ToyHParams, interrupted))
     assert len(list((crashed / "toy" / "cases").glob("*.json"))) == 2
     assert not list((crashed / "toy" / "cases").glob(".*"))
     # The rerun finishes only the missing cases.
     calls = []
-    counting = types.SimpleNamespace(HParams=ToyHParams, compute_edit=lambda *a, **k: calls.append(1) or _toy_edit(*a, **k))
+    counting = Editor("toy", ToyHParams, lambda *a, **k: calls.append(1) or _toy_edit(*a, **k))
     runner.run(tiny_gpt2, cf, records, "toy", crashed, NO_GEN, module=counting, progress=False)
     assert len(calls) == 2
     report.write_summary(crashed, figures=False)

@@ -11,7 +11,7 @@ import pytest
 from factlocate import predict
 from factlocate.errors import FactlocateError
 from factlocate.paper import ReportSettings, build, sections
-from factlocate.tracing.facts import load_facts
+from factlocate.datasets.known_facts import load_facts
 
 TINY_ROME = dict(layer=1, v_num_grad_steps=2, stats_tokens=3000, context_template_lengths=[[5, 1]])
 

@@ -134,8 +134,12 @@ def _records():
 
 
 def _stopped_after_one_batch(monkeypatch, editor, run) -> None:
-    """Call `run`, interrupted as the editor module starts its second batch; the editor is restored after."""
-    real, calls = editor.compute_edit, {"n": 0}
+    """Call `run`, interrupted as the editor starts its second batch; the registry is restored after."""
+    import dataclasses
+
+    from factlocate import editors
+
+    real, calls = editor.EDITOR.compute_edit, {"n": 0}
 
     def flaky(*a, **k):
         calls["n"] += 1
@@ -143,10 +147,10 @@ def _stopped_after_one_batch(monkeypatch, editor, run) -> None:
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(editor, "compute_edit", flaky)
-    with pytest.raises(KeyboardInterrupt):
-        run()
-    monkeypatch.setattr(editor, "compute_edit", real)
+    with monkeypatch.context() as patched:
+        patched.setitem(editors.EDITORS, editor.NAME, dataclasses.replace(editor.EDITOR, compute_edit=flaky))
+        with pytest.raises(KeyboardInterrupt):
+            run()
 
 
 def test_sequential_run_resumes_to_the_same_deltas_and_restores_weights(tiny_gpt2, tmp_path, monkeypatch):

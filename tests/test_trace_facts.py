@@ -9,7 +9,8 @@ import pytest
 from factlocate.errors import FactlocateError
 from factlocate.tracing import facts as facts_mod
 from factlocate.tracing import GridSpec, RunSpec
-from factlocate.tracing.facts import FactSetSpec, answer_matches, load_facts, run_facts, summarize
+from factlocate.datasets.known_facts import load_facts
+from factlocate.tracing.facts import FactSetSpec, answer_matches, run_facts, summarize
 from factlocate.tracing.result import TraceResult
 
 

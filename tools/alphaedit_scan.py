@@ -8,7 +8,8 @@ keys, so a new model needs its own. The first `n` CounterFact requests (file ord
 them) get their targets z once; they depend on the weights and the requests only. Each setting then writes
 its update on the unedited weights, is measured and reverted:
 
-* kept: directions in the null space per layer;
+* kept: directions in the null space per layer (a threshold below every singular value keeps none: AlphaEdit
+  then refuses to edit, and its row, marked `empty_null_space`, measures the unedited weights);
 * ES: efficacy on the batch's rewrite prompts;
 * NS: neighbourhood success on the first `probe` cases;
 * ppl: perplexity on the sequential run's WikiText-2 slice;
@@ -37,7 +38,7 @@ import tools
 
 
 def _measure(model, records, probe, ppl_rows) -> dict:
-    from factlocate.evaluation.sequential import success
+    from factlocate.metrics.success import success
     from factlocate.metrics.perplexity import perplexity
 
     return {"ES": success(model, records, "rewrite"), "NS": success(model, probe, "neighborhood"),
@@ -75,32 +76,22 @@ def memit_part(hp, model_spec: str, overrides: dict):
 
 
 class Checkpoint:
-    """OUT.partial/: the targets (safetensors) and the rows measured so far, so a stopped scan resumes.
-
-    `key.json` holds what the targets and rows depend on; a rerun with anything else refuses to mix them.
-    The folder is removed once OUT is written.
+    """OUT.partial/, a run folder (`factlocate.runfolder`): the targets (safetensors) and one item per row
+    measured so far, so a stopped scan resumes. Its params.json holds what the targets and rows depend on; a
+    rerun with anything else refuses to mix them. The folder is removed once OUT is written.
     """
 
     def __init__(self, out: Path, key: dict):
-        from factlocate.errors import FactlocateError
-        from factlocate.io import read_json, to_jsonable, write_json
+        from factlocate.runfolder import RunFolder
 
-        self.folder = out.with_name(out.name + ".partial")
-        self.key = to_jsonable(key)
-        if (self.folder / "key.json").exists():
-            if read_json(self.folder / "key.json") != self.key:
-                raise FactlocateError(f"{self.folder} holds a scan with other settings: delete it or change --out")
-        else:
-            write_json(self.folder / "key.json", self.key)
-        rows = self.folder / "rows.json"
-        self.rows = read_json(rows) if rows.exists() else []
+        self.run = RunFolder(out.with_name(out.name + ".partial"), group="rows").open(key)
 
     def targets(self, compute):
         from safetensors.torch import load_file, save_file
 
         from factlocate.io import atomic_path
 
-        path = self.folder / "targets.safetensors"
+        path = self.run.path / "targets.safetensors"
         if path.exists():
             return load_file(str(path))["zs"]
         zs = compute()
@@ -110,20 +101,18 @@ class Checkpoint:
 
     def row(self, label: dict, measure) -> dict:
         """The row labelled `label` (editor, threshold, L2): from an earlier call, else `measure()`."""
-        from factlocate.io import to_jsonable, write_json
+        from factlocate.io import to_jsonable
 
-        label = to_jsonable(label)
-        for done in self.rows:
-            if {k: done.get(k) for k in label} == label:
-                return done
+        key = "-".join(f"{k}={v}" for k, v in to_jsonable(label).items())
+        if self.run.has(key):
+            return self.run.read(key)
         row = to_jsonable({**label, **measure()})
-        self.rows.append(row)
-        write_json(self.folder / "rows.json", self.rows)
+        self.run.write(key, row)
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}, flush=True)
         return row
 
     def remove(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.rmtree(self.run.path, ignore_errors=True)
 
 
 def main(argv=None) -> int:
@@ -131,6 +120,7 @@ def main(argv=None) -> int:
     from factlocate import deltas as deltas_mod
     from factlocate.cli.common import add_hparams_args, hparams_overrides
     from factlocate.editors import alphaedit, context_templates, memit
+    from factlocate.errors import FactlocateError
     from factlocate.evaluation import sequential
     from factlocate.io import write_json
     from factlocate.metrics.perplexity import wikitext_slice
@@ -180,7 +170,14 @@ def main(argv=None) -> int:
 
     def write(threshold: float, l2: float) -> dict:
         if threshold not in bases:
-            bases[threshold] = alphaedit.initial_state(model, hparams(nullspace_threshold=threshold), progress=False)
+            try:
+                bases[threshold] = alphaedit.initial_state(model, hparams(nullspace_threshold=threshold),
+                                                           progress=False)
+            except FactlocateError as e:  # an empty null space: AlphaEdit refuses to write (a zero update)
+                print(f"threshold {threshold:g}: {e}", flush=True)
+                bases[threshold] = None
+        if bases[threshold] is None:
+            return {"kept": {str(layer): 0 for layer in hp.layers}, "empty_null_space": True, **measure_with([])}
         deltas, _, _ = alphaedit.write_layers(model, requests, templates, zs,
                                               hparams(nullspace_threshold=threshold, L2=l2), bases[threshold])
         return {"kept": dict(bases[threshold].kept), **measure_with(deltas)}

@@ -33,19 +33,15 @@ def _patch_sq(model, prep, grids, positions) -> list[np.ndarray]:
     """Mean over corrupted rows of ‖a_clean − a_s‖² per cell (a window sums its layers)."""
     import torch
 
-    from factlocate import arch
     from factlocate.forward import Capture, control
-    from factlocate.hooks.corruption import CorruptEmbedding
     from factlocate.tracing import atp
 
     names = atp._names(model)
     clean, corrupt = Capture(names, clone=True), Capture(names, clone=True)
-    b, e = prep.subject_range
-    draws = prep.noise.draw(np.random.RandomState(prep.seed), prep.samples, e - b, int(model.cfg.d_model))
+    hook = prep.corruption.hook(prep, np.random.RandomState(prep.seed), rows=prep.samples)
     with torch.no_grad():
         control.run(model, prep.ids_tensor(1), hooks=clean.hooks)
-        hook = CorruptEmbedding(draws, b, e, prep.noise.replace, first_row=0)
-        control.run(model, prep.ids_tensor(prep.samples), hooks=[(arch.HOOK_EMBED, hook)] + corrupt.hooks)
+        control.run(model, prep.ids_tensor(prep.samples), hooks=[hook] + corrupt.hooks)
     sq = {n: ((clean[n][0] - corrupt[n]) ** 2).sum(-1).mean(0).float().numpy() for n in names}
     return [atp._grid(sq, g, positions, prep.n_layers) for g in grids]  # a window sums its layers, as AtP does
 
@@ -90,7 +86,7 @@ def main(argv=None) -> int:
     from factlocate import load_model
     from factlocate.io import write_json
     from factlocate.tracing import GridSpec, RunSpec, atp, batched, resolve_noise
-    from factlocate.tracing.facts import load_facts
+    from factlocate.datasets.known_facts import load_facts
     from factlocate.tracing.trace import _positions, prepare
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

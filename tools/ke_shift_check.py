@@ -79,11 +79,12 @@ def key_cosines(model, inner, records) -> list[dict]:
 def main(argv=None) -> int:
     from tqdm.auto import tqdm
 
-    from factlocate import datasets, load_model
+    from factlocate import datasets, editors, load_model
     from factlocate import deltas as deltas_mod
     from factlocate.editors import hyper_editor, hypernet, ke
     from factlocate.evaluation import sequential
     from factlocate.io import write_json
+    from factlocate.metrics.success import success
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="smollm2-135m")
@@ -96,16 +97,15 @@ def main(argv=None) -> int:
     ds = datasets.load(args.dataset, allow_download=False)
     records, _ = sequential.select(ds.records, args.n)
     model = load_model(args.model)
-    unedited = {"ES": sequential.success(model, records, "rewrite"),
-                "NS": sequential.success(model, records, "neighborhood")}
+    unedited = {"ES": success(model, records, "rewrite"),
+                "NS": success(model, records, "neighborhood")}
     first = hypernet.inner_params(model, 3)[0]  # the first matrix KE edits at its default n_blocks (3)
     cosines = key_cosines(model, first, records)
     unedited["key_cos_neighbours"] = sum(c["key_cos_neighbours"] for c in cosines) / len(cosines)
     unedited["key_cos_others"] = sum(c["key_cos_others"] for c in cosines) / len(cosines)
     rows, means = [], {}
     for name in args.variants.split(","):
-        kind = name.partition("-")[2] or "wikitext"
-        hp = hyper_editor.variant(ke, kind).HParams.load(args.model)
+        hp = editors.get(name).load_hparams(args.model)
         net, meta = hyper_editor.load_network(model, name, hp, ke.network)
         inners = {i.name: i for i in hypernet.inner_params(model, meta["params"]["n_blocks"])}
         for record in tqdm(records, desc=name):
@@ -116,8 +116,8 @@ def main(argv=None) -> int:
             for part in PARTS:
                 deltas = [hypernet.to_weight_delta(model, inners[n], d) for n, d in parts[part].items()]
                 with deltas_mod.applied(model, deltas):
-                    row[f"ES_{part}"] = sequential.success(model, [record], "rewrite")
-                    row[f"NS_{part}"] = sequential.success(model, [record], "neighborhood")
+                    row[f"ES_{part}"] = success(model, [record], "rewrite")
+                    row[f"NS_{part}"] = success(model, [record], "neighborhood")
             rows.append(row)
         mine = [r for r in rows if r["variant"] == name]
         means[name] = {k: sum(r[k] for r in mine) / len(mine) for k in mine[0] if k not in ("variant", "case_id")}

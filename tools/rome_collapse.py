@@ -32,6 +32,7 @@ def main(argv=None) -> int:
     from factlocate.evaluation import sequential
     from factlocate.io import write_json
     from factlocate.metrics.perplexity import perplexity, wikitext_slice
+    from factlocate.metrics.success import success
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="smollm2-135m")
@@ -63,7 +64,7 @@ def main(argv=None) -> int:
                        "update_norm": float(result.deltas[0].delta.double().norm()),
                        "k_dot_u": float(torch.dot(k, u)),
                        "cos_k_kbar": float(torch.nn.functional.cosine_similarity(k, k_bar, dim=0)),
-                       "ES": sequential.success(model, [record], "rewrite"),
+                       "ES": success(model, [record], "rewrite"),
                        "ppl": perplexity(model, ppl_rows)}
             rows.append(row)
             tqdm.write(str({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()}))

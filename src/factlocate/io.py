@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from factlocate.errors import FactlocateError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path):
@@ -26,6 +28,21 @@ def atomic_path(path: str | Path):
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def check_out_dir(path: str | Path) -> Path:
+    """Fail now, with a one-line error, if `path` cannot become a folder to write results in (before any work)."""
+    path = Path(path)
+    probe = path
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise FactlocateError(f"cannot write results under {path}: {probe} is a file, not a folder")
+    if probe.exists() and not os.access(probe, os.W_OK):
+        raise FactlocateError(f"cannot write results under {path}: {probe} is not writable")
+    return path
 
 
 def write_text(path: str | Path, text: str) -> Path:

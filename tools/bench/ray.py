@@ -18,7 +18,7 @@ N_FACTS = 8
 
 
 def _facts():
-    from factlocate.tracing.facts import load_facts
+    from factlocate.datasets.known_facts import load_facts
 
     return load_facts()[:40]
 

@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     except FactlocateError as e:
         print(f"factlocate: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a file system refusal (a full disk, a file where a folder should be): one line, no traceback
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"factlocate: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("factlocate: interrupted; completed results are saved and a rerun resumes", file=sys.stderr)
         return 130

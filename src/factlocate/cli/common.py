@@ -75,7 +75,7 @@ def hparams_overrides(args, hparams_cls, editor: str) -> dict:
 def load_hparams(editor_module, model_spec: str, args):
     """The editor's hyperparameters for `model_spec` from the shipped config or --hparams, with overrides."""
     overrides = hparams_overrides(args, editor_module.HParams, editor_module.NAME)
-    return editor_module.HParams.load(model_spec, overrides, path=args.hparams)
+    return editor_module.load_hparams(model_spec, overrides, path=args.hparams)
 
 
 def add_ray_args(p) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 
 from factlocate.cli.common import add_hparams_args, add_ray_args, load_hparams, parse_layers, ray_options
@@ -85,7 +84,10 @@ def _requests(args) -> list:
 
 
 def _options(args, editor) -> dict:
-    """Editor-specific inputs, passed only when given and only to editors that take them."""
+    """Editor-specific inputs, passed only when given and only to editors that declare them."""
+    for key in ("stats", "templates"):
+        if getattr(args, key) and not editor.takes(key):
+            raise FactlocateError(f"editor {editor.NAME} does not take --{key}")
     options = {}
     if args.stats:
         from factlocate.editors import key_stats
@@ -95,11 +97,6 @@ def _options(args, editor) -> dict:
         from factlocate.editors.context_templates import load_templates
 
         options["templates"] = load_templates(args.templates)
-    params = inspect.signature(editor.compute_edit).parameters
-    takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
-    for key in options:
-        if key not in params and not takes_any:
-            raise FactlocateError(f"editor {editor.NAME} does not take --{key}")
     return options
 
 

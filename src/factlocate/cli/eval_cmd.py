@@ -73,10 +73,10 @@ def _records(args):
 
 
 def run_eval(args) -> int:
-    from factlocate.evaluation import report, runner
-    from factlocate.models import DEFAULT_MODEL, load_model
-
     from factlocate import editors
+    from factlocate.evaluation import report, runner
+    from factlocate.io import check_out_dir
+    from factlocate.models import DEFAULT_MODEL, load_model
 
     names = [e.strip() for e in args.editor.split(",") if e.strip()]
     if not names:
@@ -90,6 +90,10 @@ def run_eval(args) -> int:
     params = runner.EvalParams(
         generation=not args.no_generation, max_length=args.max_length, top_k=args.top_k, seed=args.seed
     )
+    spec = args.model or DEFAULT_MODEL
+    for name in names:  # fail on an unknown editor or bad hyperparameters before loading data or the model
+        runner.editor_and_hparams(name, spec, overrides, hparams_file=args.hparams)
+    check_out_dir(args.out)
     if args.sequential:
         return _run_sequential(args, names, overrides)
     ds, records = _records(args)
@@ -100,9 +104,6 @@ def run_eval(args) -> int:
         reference, reason = canonical_reference()
         if reference is None:
             print(f"factlocate: RS is unavailable ({reason})", file=sys.stderr)
-    spec = args.model or DEFAULT_MODEL
-    for name in names:  # fail on an unknown editor or bad hyperparameters before loading the model
-        runner.editor_and_hparams(name, spec, overrides, hparams_file=args.hparams)
     options = ray_options(args)
     if options is None:
         model = load_model(spec)
@@ -125,7 +126,7 @@ def _run_sequential(args, names: list[str], overrides: dict) -> int:
     from pathlib import Path
 
     from factlocate import datasets, deltas
-    from factlocate.evaluation import runner, sequential
+    from factlocate.evaluation import sequential
     from factlocate.models import DEFAULT_MODEL, load_model
 
     if args.overwrite:
@@ -140,9 +141,7 @@ def _run_sequential(args, names: list[str], overrides: dict) -> int:
         print(f"factlocate: {ds.note}", file=sys.stderr)
     records = ds.records[args.start:]
     sequential.select(records, params.edits)  # fail on too few facts before loading the model
-    for name in names:
-        runner.editor_and_hparams(name, args.model or DEFAULT_MODEL, overrides, hparams_file=args.hparams)
-    model = load_model(args.model)
+    model = load_model(args.model or DEFAULT_MODEL)
     for name in names:
         folder = sequential.run(model, ds, records, name, args.out, params, overrides, args.hparams)
         if args.export:
@@ -164,11 +163,13 @@ def run_report(args) -> int:
 def run_sweep(args) -> int:
     from factlocate import editors
     from factlocate.evaluation import sweep
+    from factlocate.io import check_out_dir
     from factlocate.models import DEFAULT_MODEL, load_model
 
-    ds, records = _records(args)
     overrides = parse_overrides(args.set)
     sweep.cell_overrides(editors.get(args.editor), 0, "subject_last", overrides)  # fail before loading
+    check_out_dir(args.out)
+    ds, records = _records(args)
     token_rules = [t.strip() for t in args.tokens.split(",")] if args.tokens else None
     spec = args.model or DEFAULT_MODEL
     options = ray_options(args)

@@ -46,6 +46,7 @@ def _sequential(text: str | None):
 def run_report(args) -> int:
     from factlocate import editors
     from factlocate.cli.common import parse_layers
+    from factlocate.io import check_out_dir
     from factlocate.models import DEFAULT_MODEL
     from factlocate.paper import ReportSettings, build
     from factlocate.paper.settings import editor_subset
@@ -64,6 +65,6 @@ def run_report(args) -> int:
     for name in {e for e in settings.counterfact_editors + settings.zsre_editors if e != "unedited"}:
         editors.get(name)  # an unknown editor fails before any work
     only = tuple(x.strip() for x in args.only.split(",")) if args.only else None
-    path = build(settings, args.out, only=only)
+    path = build(settings, check_out_dir(args.out), only=only)
     print(f"wrote {path}")
     return 0

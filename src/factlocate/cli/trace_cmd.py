@@ -1,8 +1,6 @@
 """`factlocate trace` (one prompt), `trace-facts` (averages over a fact set) and `layer-range`."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from factlocate.cli.common import add_ray_args, ray_options
 from factlocate.errors import FactlocateError
 
@@ -56,6 +54,8 @@ def register(sub) -> None:
 
 
 def _run_args(p) -> None:
+    from factlocate.tracing import corruption
+
     p.add_argument("--samples", type=int, default=10, help="corrupted runs per site (default 10)")
     p.add_argument("--noise", default="s3", help="noise: a number, sK, uX, m or tD (default s3)")
     p.add_argument("--window", type=int, default=10, help="layers restored around an mlp/attn site (default 10)")
@@ -65,7 +65,7 @@ def _run_args(p) -> None:
                    help="exact restored runs (default), attribution patching, or AtP with the top sites run exactly")
     p.add_argument("--top", type=int, default=10, help="atp+verify: sites per grid run exactly (default 10)")
     p.add_argument("--graddrop", action="store_true", help="atp: add AtP*'s GradDrop against cancellation")
-    p.add_argument("--corrupt", choices=["noise", "str"], default="noise",
+    p.add_argument("--corrupt", choices=corruption.names(), default="noise",
                    help="noise on the subject embeddings (default) or symmetric token replacement")
     p.add_argument("--metric", choices=["prob", "logprob", "logit_diff"], default="prob",
                    help="what is read at the last position (default p(answer))")
@@ -81,6 +81,7 @@ def _run_spec(args):
 
 def run_trace(args) -> int:
     from factlocate import plots
+    from factlocate.io import check_out_dir
     from factlocate.models import DEFAULT_MODEL, load_model
     from factlocate.tracing import GridSpec, trace_kinds
 
@@ -89,9 +90,9 @@ def run_trace(args) -> int:
     kinds = ["hidden", "mlp", "attn"] if args.kind == "all" else [args.kind]
     grids = [GridSpec(k, args.window) for k in kinds]
     severed = GridSpec("hidden", args.window, args.sever, args.noise_draws) if args.sever else None
+    out = check_out_dir(args.out)  # before the model loads: nothing computed is lost to a bad --out
     model = load_model(name)
     results = trace_kinds(model, args.prompt, args.subject, grids, run, progress=True)
-    out = Path(args.out)
     for key, r in results.items():
         r.save(out / f"trace_{key}.json")
     figures = [plots.trace_heatmaps(results)]
@@ -115,15 +116,19 @@ def run_trace(args) -> int:
 
 def run_trace_facts(args) -> int:
     from factlocate import plots
+    from factlocate.datasets.known_facts import SHIPPED, load_facts
+    from factlocate.io import check_out_dir
     from factlocate.models import DEFAULT_MODEL, load_model
-    from factlocate.tracing.facts import FactSetSpec, load_facts, run_facts
+    from factlocate.tracing.facts import FactSetSpec, run_facts
 
     name = args.model or DEFAULT_MODEL
+    if args.n is not None and args.n < 1:
+        raise FactlocateError(f"--n must be at least 1 (facts to trace), got {args.n}")
     facts = load_facts(args.facts)  # validate before the slow model load
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
-    spec = FactSetSpec(model=name, facts=args.facts or "known_1000.json", kinds=kinds, sever=args.sever,
+    spec = FactSetSpec(model=name, facts=args.facts or SHIPPED, kinds=kinds, sever=args.sever,
                        window=args.window, run=_run_spec(args))
-    out = Path(args.out)
+    out = check_out_dir(args.out)
     options = ray_options(args)
     if options is None:
         summary = run_facts(load_model(name), out, spec, n=args.n, facts=facts)

@@ -8,7 +8,7 @@ from factlocate.errors import FactlocateError
 
 def register(sub) -> None:
     p = sub.add_parser("train-editor", help="train a hypernetwork editor (mend, ke) on cf, zsre or wikitext data")
-    p.add_argument("--editor", required=True, choices=["mend", "ke"])
+    p.add_argument("--editor", required=True, help="a trained editor: mend or ke")
     p.add_argument("--model", default=None, help="model spec (default gemma-3-270m)")
     p.add_argument("--data", required=True, metavar="KIND:PATH",
                    help="cf:counterfact-train.json, zsre:zsre_mend_train-1k.json or wikitext:wiki.valid.tokens")
@@ -34,17 +34,20 @@ def run_train(args) -> int:
     kind = args.data.partition(":")[0]
     if kind not in hypertrain.DATA_KINDS:
         raise FactlocateError(f"--data takes cf:PATH, zsre:PATH or wikitext:PATH, got {args.data!r}")
-    name = hyper_editor.variant_name(args.editor, kind)
-    module = editors.get(name)
+    editor = editors.get(args.editor)
+    if not editor.trained:
+        trained = [n for n in editors.EDITORS if editors.get(n).trained]
+        raise FactlocateError(f"editor {args.editor} is not trained: train-editor takes {', '.join(trained)}")
+    name = hyper_editor.variant_name(editor.NAME.split("-")[0], kind)
     overrides = parse_overrides(args.set)
     overrides["data"] = kind
     if args.steps is not None:
         overrides["steps"] = args.steps
     spec = args.model or DEFAULT_MODEL
-    hp = module.HParams.load(spec, overrides)
+    hp = editor.load_hparams(spec, overrides)
     model = load_model(spec)
     out = args.out or hyper_editor.checkpoint_path(model, name, hp).parent
-    log = module.train(model, hp, args.data, out)
+    log = editor.train(model, hp, args.data, out)
     plots.save_html(plots.training_curves({name: read_json(Path(out) / "log.json")}), Path(out) / "curves.html")
     rate = log["step"] / max(log["seconds"], 1e-9)
     print(f"{name} on {spec}: {log['step']} steps in {log['seconds']:.0f} s ({rate:.2f} steps/s); "

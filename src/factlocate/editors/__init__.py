@@ -1,12 +1,22 @@
-"""Editors: each module computes WeightDeltas for a list of EditRequests (see `base.Editor`)."""
+"""Editors: each module computes WeightDeltas for a list of EditRequests and declares itself as an
+`Editor` (see `base`). This registry is the one place that names them.
+
+    editor = editors.get("rome")                        # the Editor declaration
+    hp = editor.load_hparams("gemma-3-270m", {"v_lr": 0.1})
+    result = editor.compute_edit(model, requests, hp)
+
+Adding an editor: write its module (ending in `EDITOR = Editor(...)`) and add one line to `EDITORS`.
+"""
 from __future__ import annotations
 
+import dataclasses
 import importlib
 
+from factlocate.editors.base import Editor
 from factlocate.errors import FactlocateError
 
-# CLI name -> module. Each module defines NAME, HParams and compute_edit.
-EDITORS = {
+# CLI name -> the module whose EDITOR declares it (or an Editor object, for editors defined elsewhere).
+EDITORS: dict[str, str | Editor] = {
     "rome": "factlocate.editors.rome",
     "ft": "factlocate.editors.ft",
     "ft-l": "factlocate.editors.ft_l",
@@ -16,22 +26,33 @@ EDITORS = {
     "memit": "factlocate.editors.memit",
     "alphaedit": "factlocate.editors.alphaedit",
     "mend": "factlocate.editors.mend",
-    "mend-cf": "factlocate.editors.mend:cf",
-    "mend-zsre": "factlocate.editors.mend:zsre",
     "ke": "factlocate.editors.ke",
-    "ke-cf": "factlocate.editors.ke:cf",
-    "ke-zsre": "factlocate.editors.ke:zsre",
+}
+
+# Spellings kept for the trained editors' variants: an editor plus fixed hyperparameters.
+ALIASES: dict[str, tuple[str, dict]] = {
+    "mend-cf": ("mend", {"data": "cf"}),
+    "mend-zsre": ("mend", {"data": "zsre"}),
+    "ke-cf": ("ke", {"data": "cf"}),
+    "ke-zsre": ("ke", {"data": "zsre"}),
 }
 
 
-def get(name: str):
-    """The editor module called `name` (a hypernetwork variant such as mend-cf: a namespace like one)."""
-    if name not in EDITORS:
-        raise FactlocateError(f"unknown editor {name!r}; choose from {', '.join(EDITORS)}")
-    path, _, kind = EDITORS[name].partition(":")
-    module = importlib.import_module(path)
-    if not kind:
-        return module
-    from factlocate.editors.hyper_editor import variant
+def names() -> list[str]:
+    return [*EDITORS, *ALIASES]
 
-    return variant(module, kind)
+
+def get(name: str) -> Editor:
+    """The declaration of the editor called `name` (an alias: its base editor with the alias's settings)."""
+    if name in ALIASES:
+        base, settings = ALIASES[name]
+        return dataclasses.replace(get(base), NAME=name, settings=dict(settings))
+    if name not in EDITORS:
+        raise FactlocateError(f"unknown editor {name!r}; choose from {', '.join(names())}")
+    entry = EDITORS[name]
+    if isinstance(entry, Editor):
+        return entry
+    editor = vars(importlib.import_module(entry)).get("EDITOR")
+    if not isinstance(editor, Editor):
+        raise FactlocateError(f"{entry} declares no EDITOR = Editor(...) (see factlocate.editors.base)")
+    return editor

@@ -29,8 +29,9 @@ import torch
 from factlocate.deltas import WeightDelta
 from factlocate.editors import context_templates as ctx
 from factlocate.editors import key_stats, memit
-from factlocate.editors.base import Computed, EditRequest, EditResult, edit
+from factlocate.editors.base import Computed, EditRequest, EditResult, Editor, edit
 from factlocate.editors.common import check_layers, check_no_conflicts
+from factlocate.errors import FactlocateError
 
 NAME = "alphaedit"
 
@@ -100,6 +101,14 @@ def initial_state(model, hp: HParams, progress: bool = True) -> State:
     for layer in layers:
         projections[layer], kept[layer] = projection(stats[layer].cov, hp.nullspace_threshold)
         preserved[layer] = torch.zeros_like(projections[layer])
+    empty = [layer for layer in layers if kept[layer] == 0]
+    if empty:  # P = 0 would make every update exactly zero
+        smallest = min(float(torch.linalg.svdvals(stats[layer].cov.to(torch.float64)).min()) for layer in empty)
+        raise FactlocateError(
+            f"alphaedit: no singular value of C0 at layer(s) {empty} is below nullspace_threshold "
+            f"{hp.nullspace_threshold:g} (the smallest is {smallest:.3g}), so the null space is empty and every "
+            f"update would be zero; pass --set nullspace_threshold=... above it (factlocate stats --spectrum "
+            "shows how many directions each threshold keeps)")
     return State(projections, preserved, kept)
 
 
@@ -167,3 +176,6 @@ def write_layers(model, requests, templates, zs: torch.Tensor, hparams: HParams,
     deltas, norms, preserved = memit.spread(model, requests, templates, zs, hparams, update, preserved_after,
                                             progress)
     return deltas, norms, State(state.projections, preserved, dict(state.kept))
+
+
+EDITOR = Editor(NAME, HParams, compute_edit, inputs=("templates", "state"), State=State, prepare=prepare)

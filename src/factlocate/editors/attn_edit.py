@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from factlocate import arch
 from factlocate.editors import finetune
+from factlocate.editors.base import Editor
 
 NAME = "attn-edit"
 
@@ -33,3 +34,6 @@ def compute_edit(model, requests, hparams: HParams, progress: bool = True, **opt
     """Fine-tune W_Q, W_K, W_V of `hparams.layer`, clamped to +-eps."""
     return finetune.run(NAME, model, requests, hparams, lambda m: arch.attn_qkv_names(m, hparams.layer),
                         progress, options)
+
+
+EDITOR = Editor(NAME, HParams, compute_edit)

@@ -1,11 +1,29 @@
 """The editor contract shared by ROME and every baseline.
 
-An editor is a module under `factlocate.editors` that satisfies `Editor`:
+An editor is a module under `factlocate.editors` that ends with one declaration,
 
-    NAME: str
-    HParams: a dataclass subclassing `HParams` (validated; `HParams.load(model_spec)` reads
-             configs/<editor>/<model>.yaml shipped with the package)
-    compute_edit(model, requests, hparams, *, progress=True, **options) -> EditResult
+    EDITOR = Editor(NAME, HParams, compute_edit, inputs=(...), State=..., prepare=..., train=...)
+
+and one line in the registry (`factlocate.editors.EDITORS`). The evaluation runner, the sequential
+protocol and the command line read that declaration and nothing else of the module:
+
+    NAME          the editor's name on the command line and in results
+    HParams       a dataclass subclassing `HParams` (validated; `HParams.load(model_spec)` reads
+                  configs/<editor>/<model>.yaml shipped with the package; `stats_request()` says
+                  which key statistics the editor reads, None for none)
+    compute_edit  (model, requests, hparams, *, progress=True, **inputs) -> EditResult
+    inputs        the optional inputs compute_edit takes, of `INPUTS`: "templates" (context templates;
+                  its HParams then have `context_template_lengths` and `seed`), "stats" (key statistics),
+                  "state" (a stateful editor's State)
+    State         stateful editors only: what is carried from batch to batch of a sequence. A class
+                  with `tensors() -> dict[str, Tensor]` and `from_tensors(dict) -> State`; compute_edit
+                  takes `state=` and returns the next one in `result.extra["state"]`
+    prepare       optional (model, hparams) -> dict of inputs: work on the unedited weights that an
+                  evaluation does once and passes to every case (AlphaEdit's projections)
+    train         trained editors only: (model, hparams, data, out, progress) -> log; hyperparameter
+                  `data` names what the network is trained on
+    batched       True where a call's requests are edited together, False where one after another
+    settings      fixed hyperparameters of a registry alias (mend-cf is mend with data: cf)
 
 Every `compute_edit` is built on `edit(...)`, which runs the shared prologue (check
 the requests and that each subject occurs in its prompt, read p(target) before)
@@ -29,7 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 import yaml
 
@@ -123,6 +141,11 @@ def config_key(model_spec: str | None) -> str:
     return name.lower() or "default"
 
 
+def missing_flags(missing: list[str]) -> str:
+    """How a user gives the missing hyperparameters: --layer, or --set NAME=..."""
+    return " and ".join("--layer" if m in ("layer", "layers") else f"--set {m}=..." for m in missing)
+
+
 @dataclass
 class HParams:
     """Base of every editor's hyperparameters.
@@ -141,6 +164,10 @@ class HParams:
 
     def missing(self) -> list[str]:
         return [name for name in self.REQUIRED if getattr(self, name) is None]
+
+    def stats_request(self) -> "StatsRequest | None":
+        """The key statistics this editor reads (layers, corpus, size, dtype); None: none."""
+        return None
 
     @classmethod
     def path_for(cls, model_spec: str | None) -> Path:
@@ -174,26 +201,69 @@ class HParams:
             raise FactlocateError(f"{cls.EDITOR} hyperparameters from {source}: {e}") from e
         missing = hp.missing()
         if missing:
-            flags = " or ".join(["--layer" if m in ("layer", "layers") else f"--set {m}=..." for m in missing])
             raise FactlocateError(
                 f"no {cls.EDITOR} config for model {model_spec!r} gives {', '.join(missing)}: looked for {path}; "
-                f"pass {flags} (or --hparams FILE)"
+                f"pass {missing_flags(missing)} (or --hparams FILE)"
             )
         return hp
 
 
-class Editor(Protocol):
-    """What every editor module provides.
+@dataclass(frozen=True)
+class StatsRequest:
+    """Which key statistics (second moments of MLP keys) an editor reads."""
 
-    A module may also define `prepare(model, hparams) -> dict`: work that depends only on the unedited
-    weights and the hyperparameters (AlphaEdit's projections), which an evaluation run does once and
-    passes to every case's `compute_edit` as options.
-    """
+    layers: tuple[int, ...]
+    corpus: str
+    tokens: int
+    dtype: str
+
+
+INPUTS = ("templates", "stats", "state")
+
+
+@dataclass(frozen=True)
+class Editor:
+    """An editor's declaration (see the module docstring); the only thing the rest of factlocate reads."""
 
     NAME: str
     HParams: type[HParams]
+    compute_edit: Callable[..., EditResult]
+    inputs: tuple[str, ...] = ()
+    State: type | None = None
+    prepare: Callable[..., dict] | None = None
+    train: Callable[..., dict] | None = None
+    batched: bool = True
+    settings: dict = field(default_factory=dict)
 
-    def compute_edit(self, model, requests, hparams, *, progress: bool = True, **options) -> EditResult: ...
+    def __post_init__(self):
+        unknown = set(self.inputs) - set(INPUTS)
+        if unknown:
+            raise FactlocateError(f"editor {self.NAME} declares unknown inputs {sorted(unknown)}: use {INPUTS}")
+        if (self.State is not None) != ("state" in self.inputs):
+            raise FactlocateError(f"editor {self.NAME}: a State and the 'state' input come together")
+        if self.train is not None and "data" not in {f.name for f in dataclasses.fields(self.HParams)}:
+            raise FactlocateError(f"editor {self.NAME} is trained, so its HParams need a `data` field")
+
+    @property
+    def stateful(self) -> bool:
+        return self.State is not None
+
+    @property
+    def trained(self) -> bool:
+        return self.train is not None
+
+    def takes(self, name: str) -> bool:
+        return name in self.inputs
+
+    def load_hparams(self, model_spec: str | None, overrides: dict | None = None, path: str | Path | None = None):
+        """`HParams.load`, with this entry's fixed `settings` (an alias's) on top; contradicting them is an error."""
+        overrides = dict(overrides or {})
+        for key, value in self.settings.items():
+            if key in overrides and overrides[key] != value:
+                raise FactlocateError(f"editor {self.NAME} means {key}: {value}; for another {key} use the "
+                                      f"base editor with --set {key}=...")
+            overrides[key] = value
+        return self.HParams.load(model_spec, overrides, path=path)
 
 
 # ---------------------------------------------------------------- the shared prologue and epilogue
@@ -247,7 +317,8 @@ def edit(name: str, model, requests, hparams: HParams, compute: Callable[[list[E
         raise FactlocateError(f"editor {name} takes no {', '.join(sorted(options))} option")
     missing = hparams.missing()
     if missing:
-        raise FactlocateError(f"no {name} {', '.join(missing)} is configured for this model: pass --layer")
+        raise FactlocateError(f"no {name} {', '.join(missing)} is configured for this model: "
+                              f"pass {missing_flags(missing)}")
     requests = check_requests(model, requests)
     before = request_probs(model, requests)
     start = time.perf_counter()

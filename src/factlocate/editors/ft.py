@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from factlocate.editors import finetune
+from factlocate.editors.base import Editor
 
 NAME = "ft"
 
@@ -23,3 +24,6 @@ def compute_edit(model, requests, hparams: HParams, progress: bool = True, **opt
     """Fine-tune the MLP output module of `hparams.layer` towards `requests`."""
     return finetune.run(NAME, model, requests, hparams, lambda m: finetune.mlp_out_names(m, hparams.layer),
                         progress, options)
+
+
+EDITOR = Editor(NAME, HParams, compute_edit)

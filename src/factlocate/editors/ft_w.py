@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from factlocate import arch
 from factlocate.editors import finetune
+from factlocate.editors.base import Editor
 
 NAME = "ft-w"
 
@@ -29,3 +30,6 @@ def compute_edit(model, requests, hparams: HParams, progress: bool = True, **opt
     """Fine-tune every parameter of block `hparams.layer` with the delta penalty."""
     return finetune.run(NAME, model, requests, hparams, lambda m: arch.block_param_names(m, hparams.layer),
                         progress, options)
+
+
+EDITOR = Editor(NAME, HParams, compute_edit)

@@ -1,15 +1,16 @@
 """How a trained hypernetwork (MEND, KE) edits, and the variants trained on other data.
 
-A variant is the same editor trained on other data: `mend` (WikiText, the paper's "out of the box"),
-`mend-cf`, `mend-zsre`, and likewise `ke`, `ke-cf`, `ke-zsre`. Each has its own config folder and its
-checkpoint at `<cache>/hypernets/<model key>/<variant>/best.safetensors` unless `checkpoint` names one.
-A checkpoint made for another model, or for other weights, is refused; a missing one is a one-line error
-saying how to train it. Requests are edited one after another, each on the weights the previous ones left.
+A variant is the same editor trained on other data, chosen by the hyperparameter `data`: `mend` (WikiText,
+the paper's "out of the box"), `mend --set data=cf` (registry alias `mend-cf`), `data=zsre` (`mend-zsre`),
+and likewise for `ke`. Each variant's checkpoint is at `<cache>/hypernets/<model key>/<variant>/best.safetensors`
+unless `checkpoint` names one: a checkpoint file, or the folder `factlocate train-editor --out` wrote. A named
+checkpoint edits under the variant it was trained as (its metadata says which). A checkpoint made for another
+model, or for other weights, is refused; a missing one is a one-line error saying how to train it. Requests
+are edited one after another, each on the weights the previous ones left.
 """
 from __future__ import annotations
 
 import dataclasses
-import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -33,7 +34,7 @@ class TrainedHParams(HParams):
     NETWORK: ClassVar[tuple[str, ...]] = ()
 
     data: str = "wikitext"  # what the network is trained on: wikitext, cf or zsre
-    checkpoint: str | None = None  # default: the variant's folder in the cache
+    checkpoint: str | None = None  # a checkpoint file or train-editor's --out folder; default: the variant's cache folder
     n_blocks: int = 3  # the MLPs of the last n_blocks blocks are edited
     lr: float = 1e-5  # the network's Adam learning rate
     cedit: float = 0.1  # weight of the edit loss
@@ -53,6 +54,10 @@ class TrainedHParams(HParams):
             need(isinstance(getattr(self, name), int) and getattr(self, name) >= 1, f"{name} must be >= 1")
         need(self.lr > 0, "lr must be positive")
 
+    def meta_lr(self) -> float | None:
+        """The learning rate of learned per-layer edit rates (MEND's lr_lr); None for a network without them."""
+        return None
+
     def network_params(self) -> dict:
         return {"n_blocks": self.n_blocks, **{name: getattr(self, name) for name in self.NETWORK}}
 
@@ -63,8 +68,10 @@ def variant_name(base: str, data: str) -> str:
 
 
 def checkpoint_path(model, name: str, hp) -> Path:
+    """`hp.checkpoint` (a file, or a folder holding best.safetensors), else the variant's file in the cache."""
     if hp.checkpoint:
-        return Path(hp.checkpoint).expanduser()
+        given = Path(hp.checkpoint).expanduser()
+        return given / "best.safetensors" if given.is_dir() else given
     from factlocate.models import cache_dir
 
     return cache_dir() / "hypernets" / identity(model).key / name / "best.safetensors"
@@ -80,15 +87,19 @@ def load_network(model, name: str, hp, build):
         raise FactlocateError(f"no trained {name} checkpoint at {path}: train one with {hint}")
     tensors, meta = hypertrain.read(path)
     hypertrain.check_model(meta, model, path, hint)
-    settings = types.SimpleNamespace(**{**dataclasses.asdict(hp), **meta["params"]})
+    if meta.get("editor", base).split("-")[0] != base:
+        raise FactlocateError(f"{path} holds a {meta.get('editor')} network, not a {base} one")
+    settings = dataclasses.replace(hp, **meta["params"])  # the network's shape as it was trained
     net = build(model, settings, hypernet.inner_params(model, meta["params"]["n_blocks"]))
     hypertrain.restore(net, None, tensors)
     return net.eval(), meta
 
 
 def edit_with(name: str, model, requests, hp, build, update_fn, options) -> EditResult:
-    """Edit requests one after another with the trained network of variant `name`."""
+    """Edit requests one after another with the trained network of variant `name` (or the named checkpoint's)."""
     net, meta = load_network(model, name, hp, build)
+    if hp.checkpoint:
+        name = meta.get("editor", name)
     inners = hypernet.inner_params(model, meta["params"]["n_blocks"])
 
     def compute(requests: list[EditRequest]) -> Computed:
@@ -117,11 +128,4 @@ def train_with(base: str, model, hp: TrainedHParams, build, update_fn, data: str
     schedule = hypertrain.Schedule(hp.steps, hp.batch, hp.val_every, hp.val_size, hp.patience,
                                    hp.checkpoint_every, hp.seed)
     return hypertrain.train(model, net, update_fn, hp.network_params(), schedule, data, out, hp.cedit, hp.cloc,
-                            hp.lr, getattr(hp, "lr_lr", None), variant_name(base, data), progress)
-
-
-def variant(module, kind: str):
-    """The editor `<base>-<kind>` of an editor module: its HParams read configs/<base>-<kind>/."""
-    name = module.NAME if kind == "wikitext" else f"{module.NAME}-{kind}"
-    cls = dataclasses.dataclass(type(f"HParams_{kind}", (module.HParams,), {"EDITOR": name}))
-    return types.SimpleNamespace(NAME=name, HParams=cls, compute_edit=module.compute_edit, train=module.train)
+                            hp.lr, hp.meta_lr(), variant_name(base, data), progress)

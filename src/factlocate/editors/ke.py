@@ -16,7 +16,7 @@ import torch
 
 from factlocate import arch, tokens
 from factlocate.editors import hyper_editor, hypernet
-from factlocate.editors.base import EditResult
+from factlocate.editors.base import EditResult, Editor
 from factlocate.editors.ke_net import KeNet
 
 NAME = "ke"
@@ -59,3 +59,6 @@ def compute_edit(model, requests, hparams: HParams, progress: bool = True, **opt
 
 def train(model, hparams: HParams, data: str, out: str | Path, progress: bool = True) -> dict:
     return hyper_editor.train_with(NAME, model, hparams, network, updates, data, out, progress)
+
+
+EDITOR = Editor(NAME, HParams, compute_edit, train=train, batched=False)

@@ -253,13 +253,13 @@ def key_stats(
 
 
 def for_hparams(model, hp, progress: bool = True) -> dict[int, KeyStats]:
-    """The statistics an editor's hyperparameters use (`layer` or `layers`, `stats_corpus`, `stats_tokens`,
-    `stats_dtype`, `mom2_adjustment`), made or read from the cache; none without `mom2_adjustment`."""
-    if not getattr(hp, "mom2_adjustment", False) or not hasattr(hp, "stats_corpus"):
+    """The statistics an editor's hyperparameters ask for (`hp.stats_request()`), made or read from the cache;
+    none for an editor that reads none."""
+    request = hp.stats_request()
+    if request is None:
         return {}
-    layers = getattr(hp, "layers", None) or [hp.layer]
-    return key_stats(model, list(layers), corpus=hp.stats_corpus, tokens_budget=hp.stats_tokens,
-                     dtype=hp.stats_dtype, progress=progress)
+    return key_stats(model, list(request.layers), corpus=request.corpus, tokens_budget=request.tokens,
+                     dtype=request.dtype, progress=progress)
 
 
 def _batches(model, texts, budget: int, batch_tokens: int, max_len: int, skip: int = 0):

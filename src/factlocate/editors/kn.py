@@ -22,7 +22,7 @@ import torch
 from factlocate import arch, tokens
 from factlocate.deltas import WeightDelta
 from factlocate.editors import integrated_gradients as ig
-from factlocate.editors.base import Computed, EditRequest, EditResult, HParams as BaseHParams, edit
+from factlocate.editors.base import Computed, EditRequest, EditResult, Editor, HParams as BaseHParams, edit
 from factlocate.editors.common import check_layers
 from factlocate.errors import FactlocateError
 from factlocate.forward import control
@@ -100,3 +100,6 @@ def _compute(model, requests: list[EditRequest], hparams: HParams, layers: list[
         for layer, upd in sorted(updates.items())
     ]
     return Computed(deltas, {"neurons": selected})
+
+
+EDITOR = Editor(NAME, HParams, compute_edit, batched=False)

@@ -33,7 +33,7 @@ from factlocate.io import read_json
 
 def facts(n: int, start: int = 0) -> list[tuple[str, str]]:
     """(prompt, subject) pairs of the shipped known facts."""
-    from factlocate.tracing.facts import load_facts
+    from factlocate.datasets.known_facts import load_facts
 
     rows = load_facts()[start : start + n]
     return [(r["prompt"], r["subject"]) for r in rows]

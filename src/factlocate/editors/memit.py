@@ -37,7 +37,7 @@ from factlocate import deltas as deltas_mod
 from factlocate.deltas import WeightDelta
 from factlocate.editors import context_templates as ctx
 from factlocate.editors import key_stats, keys, post_norm, target_batch, target_vector
-from factlocate.editors.base import Computed, EditRequest, EditResult, HParams as BaseHParams, edit
+from factlocate.editors.base import Computed, EditRequest, EditResult, Editor, HParams as BaseHParams, StatsRequest, edit
 from factlocate.editors.common import check_layers, check_no_conflicts
 from factlocate.forward import control
 
@@ -86,6 +86,11 @@ class HParams(BaseHParams):
         need(self.stats_dtype in key_stats.DTYPES, f"stats_dtype must be one of {', '.join(key_stats.DTYPES)}")
         need(isinstance(self.target_batch_size, int) and self.target_batch_size >= 1,
              "target_batch_size must be a positive integer")
+
+    def stats_request(self) -> StatsRequest | None:
+        if not self.mom2_adjustment:
+            return None
+        return StatsRequest(tuple(self.layers), self.stats_corpus, self.stats_tokens, self.stats_dtype)
 
 
 def fact_positions(model, texts: list[str], subjects: list[str], fact_token: str) -> list[int]:
@@ -243,3 +248,6 @@ def spread(model, requests: list[EditRequest], templates: list[str], zs: Float[t
     finally:
         deltas_mod.revert(model, [d for d in deltas if d.applied])
     return [WeightDelta(d.name, d.delta) for d in deltas], norms, extra
+
+
+EDITOR = Editor(NAME, HParams, compute_edit, inputs=("templates",))

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from factlocate.editors import hyper_editor, hypernet
-from factlocate.editors.base import EditResult
+from factlocate.editors.base import EditResult, Editor
 from factlocate.editors.mend_net import MendNet
 
 NAME = "mend"
@@ -38,6 +38,9 @@ class HParams(hyper_editor.TrainedHParams):
         for name in ("edit_lr", "lr_lr"):
             self.require(getattr(self, name) > 0, f"{name} must be positive")
 
+    def meta_lr(self) -> float:
+        return self.lr_lr
+
 
 def network(model, hp, inners) -> MendNet:
     torch.manual_seed(hp.seed)
@@ -56,3 +59,6 @@ def compute_edit(model, requests, hparams: HParams, progress: bool = True, **opt
 
 def train(model, hparams: HParams, data: str, out: str | Path, progress: bool = True) -> dict:
     return hyper_editor.train_with(NAME, model, hparams, network, updates, data, out, progress)
+
+
+EDITOR = Editor(NAME, HParams, compute_edit, train=train, batched=False)

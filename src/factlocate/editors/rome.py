@@ -30,7 +30,7 @@ from factlocate import arch, deltas
 from factlocate.deltas import WeightDelta
 from factlocate.editors import context_templates as ct
 from factlocate.editors import key_stats, keys, target_vector
-from factlocate.editors.base import Computed, EditRequest, EditResult, HParams as BaseHParams, edit
+from factlocate.editors.base import Computed, EditRequest, EditResult, Editor, HParams as BaseHParams, StatsRequest, edit
 from factlocate.errors import FactlocateError
 
 NAME = "rome"
@@ -75,6 +75,11 @@ class HParams(BaseHParams):
             need("{}" in p, f"kl prompt {p!r} has no '{{}}' for the subject")
         need(all(len(x) == 2 and x[0] >= 1 and x[1] >= 0 for x in self.context_template_lengths),
              "context_template_lengths must be a list of [length, count] pairs")
+
+    def stats_request(self) -> StatsRequest | None:
+        if not self.mom2_adjustment:
+            return None
+        return StatsRequest((self.layer,), self.stats_corpus, self.stats_tokens, self.stats_dtype)
 
 
 def load(model_spec: str | None, overrides: dict | None = None) -> HParams:
@@ -180,3 +185,6 @@ def compute_edit(model, requests, hparams: HParams, stats=None, templates: list[
                         {"per_request": extras, "templates": chosen}, timings)
 
     return edit(NAME, model, requests, hparams, compute, options)
+
+
+EDITOR = Editor(NAME, HParams, compute_edit, inputs=("templates", "stats"), batched=False)

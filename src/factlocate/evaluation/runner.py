@@ -12,7 +12,7 @@ side by side in one report):
     OUT/<editor>/cases/<case_id>.json  {"case_id", "requested_rewrite", "time", "post", "pre"}
 
 Each case file is written atomically as soon as the case finishes, so a rerun
-with the same parameters resumes where an interrupted run stopped.
+with the same parameters resumes where an interrupted run stopped (`factlocate.runfolder`).
 """
 from __future__ import annotations
 
@@ -27,9 +27,10 @@ from tqdm.auto import tqdm
 
 from factlocate.errors import FactlocateError
 from factlocate.identity import identity
-from factlocate.io import read_json, to_jsonable, write_json
+from factlocate.io import read_json, write_json
 from factlocate.metrics import counterfact as cf_metrics
 from factlocate.metrics import zsre as zsre_metrics
+from factlocate.runfolder import RunFolder
 
 UNEDITED = "unedited"
 METRICS_VERSION = 1  # bump when a metric's definition changes: invalidates the pre-edit cache
@@ -98,9 +99,8 @@ class PreCache:
 
 
 def prepared(editor, model, hparams) -> dict:
-    """The editor's once-per-run work on the unedited weights (its `prepare`, if any), as compute_edit options."""
-    prepare = getattr(editor, "prepare", None)
-    return prepare(model, hparams) if editor is not None and prepare is not None else {}
+    """The editor's once-per-run work on the unedited weights (its declared `prepare`), as compute_edit inputs."""
+    return editor.prepare(model, hparams) if editor is not None and editor.prepare is not None else {}
 
 
 def run_case(model, record, editor, hparams, params: EvalParams, pre_cache: PreCache | None, reference=None,
@@ -131,7 +131,7 @@ def run_case(model, record, editor, hparams, params: EvalParams, pre_cache: PreC
 
 def editor_and_hparams(name: str, model_spec: str, overrides: dict | None = None, module=None,
                        hparams_file: str | None = None):
-    """The editor module (None for unedited) and its hyperparameters from the shipped configs."""
+    """The editor's declaration (None for unedited) and its hyperparameters from the shipped configs."""
     if name == UNEDITED:
         if overrides or hparams_file:
             raise FactlocateError("the unedited model takes no hyperparameters")
@@ -139,21 +139,7 @@ def editor_and_hparams(name: str, model_spec: str, overrides: dict | None = None
     from factlocate import editors
 
     module = module or editors.get(name)
-    return module, module.HParams.load(model_spec, overrides, path=hparams_file)
-
-
-def _check_params(path: Path, params: dict, overwrite: bool) -> None:
-    """Write params.json, or refuse to mix results of different settings in one folder."""
-    params = json.loads(json.dumps(to_jsonable(params), default=str))
-    if path.exists() and not overwrite:
-        old = read_json(path)
-        changed = sorted(k for k in set(old) | set(params) if old.get(k) != params.get(k))
-        if changed:
-            raise FactlocateError(
-                f"{path.parent} holds results of a run with different {', '.join(changed)}; "
-                "use another --out, or --overwrite to discard them"
-            )
-    write_json(path, params)
+    return module, module.load_hparams(model_spec, overrides, path=hparams_file)
 
 
 def run(
@@ -174,37 +160,30 @@ def run(
     if pool is not None and module is not None:
         raise FactlocateError("a Ray run evaluates registered editors only (factlocate.editors.EDITORS)")
     module, hparams = editor_and_hparams(editor, spec, overrides, module, hparams_file)
-    folder = Path(out) / (folder_name or editor)
-    cases = folder / "cases"
-    if overwrite and cases.exists():
-        for f in cases.glob("*.json"):
-            f.unlink()
-    run_params = {
+    folder = RunFolder(Path(out) / (folder_name or editor)).open({
         "model": spec,
         "editor": editor,
         "hparams": dataclasses.asdict(hparams) if hparams is not None else None,
         "dataset": {"kind": dataset.kind, "name": dataset.name, "digest": dataset.digest},
         "eval": dataclasses.asdict(params),
         "metrics_version": METRICS_VERSION,
-    }
-    _check_params(folder / "params.json", run_params, overwrite)
-    todo = [r for r in records if not (cases / f"{r.case_id}.json").exists()]
-    if pool is not None:
-        items = [(r.case_id, {"record": r, "editor": editor if module is not None else None, "hparams": hparams,
-                              "params": params, "dataset": dataset.ref(), "pre_cache": pre_cache,
-                              "reference": reference}) for r in todo]
-        for case_id, case in pool.map("eval_case", items, desc=f"{editor} on {dataset.name} (ray)"):
-            write_json(cases / f"{case_id}.json", case)
-        return folder
-    cache = PreCache(identity(model).key, dataset, params) if pre_cache else None
-    bar = tqdm(
-        total=len(records), initial=len(records) - len(todo), desc=f"{editor} on {dataset.name}",
-        unit="case", disable=not progress, dynamic_ncols=True,
-    )
-    options = prepared(module, model, hparams) if todo else {}
+    }, overwrite=bool(overwrite))
+    todo = [r for r in records if not folder.has(r.case_id)]
+    items = [(r.case_id, {"record": r, "editor": editor if module is not None else None, "hparams": hparams,
+                          "params": params, "dataset": dataset.ref(), "pre_cache": pre_cache,
+                          "reference": reference}) for r in todo]
+    if pool is None and todo:
+        cache = PreCache(identity(model).key, dataset, params) if pre_cache else None
+        options = prepared(module, model, hparams)
+
+        def run_one(item: dict) -> dict:
+            return run_case(model, item["record"], module, hparams, params, cache, reference, options)
+    else:
+        run_one = None
+    bar = tqdm(total=len(records), initial=len(records) - len(todo), desc=f"{editor} on {dataset.name}",
+               unit="case", disable=not progress or pool is not None, dynamic_ncols=True)
     with bar:
-        for record in todo:
-            case = run_case(model, record, module, hparams, params, cache, reference, options)
-            write_json(cases / f"{record.case_id}.json", case)
-            bar.update()
-    return folder
+        for _ in folder.execute(items, run_one, pool=pool, task="eval_case", desc=f"{editor} on {dataset.name}",
+                                bar=bar if pool is None else None):
+            pass
+    return folder.path

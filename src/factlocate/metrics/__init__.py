@@ -1,2 +1,3 @@
 """Metrics of ROME's evaluation: CounterFact (`counterfact`), zsRE (`zsre`), GE (`fluency`),
-RS (`consistency`), and their aggregation into Table-2 rows (`summary`)."""
+RS (`consistency`), success rates over many records (`success`, the sequential curves'), and their
+aggregation into Table-2 rows (`summary`)."""

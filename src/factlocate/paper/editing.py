@@ -39,7 +39,7 @@ def config_layer(s: ReportSettings) -> str:
     from factlocate import editors
 
     try:
-        hp = editors.get(s.sweep_editor).HParams.load(s.model)
+        hp = editors.get(s.sweep_editor).load_hparams(s.model)
     except FactlocateError as e:
         return f"n/a ({e})"
     return str(getattr(hp, "layer", None) if hasattr(hp, "layer") else getattr(hp, "layers", None))

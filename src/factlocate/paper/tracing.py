@@ -34,7 +34,7 @@ def facts_spec(s: ReportSettings):
 
 
 def known_facts(s: ReportSettings) -> list[dict]:
-    from factlocate.tracing.facts import load_facts
+    from factlocate.datasets.known_facts import load_facts
 
     return load_facts(s.facts_file)
 

@@ -26,7 +26,6 @@ import torch
 from factlocate import arch
 from factlocate.errors import FactlocateError
 from factlocate.forward import Capture, control
-from factlocate.hooks.corruption import CorruptEmbedding
 from factlocate.tracing.core import GridSpec, Prepared, window_layers
 
 
@@ -82,16 +81,14 @@ def estimate(model, prep: Prepared, grids: list[GridSpec], positions: list[int],
     if any(g.sever for g in grids):
         raise FactlocateError("attribution patching estimates unsevered grids: use --method exact for --sever")
     S, n_layers = prep.samples, prep.n_layers
-    b, e = prep.subject_range
     names = _names(model)
     clean = Capture(names, clone=True)
     with torch.no_grad():
         control.run(model, prep.ids_tensor(1), hooks=clean.hooks)
-    noise = prep.noise.draw(np.random.RandomState(prep.seed), S, e - b, int(model.cfg.d_model))
-    corrupt = CorruptEmbedding(noise, b, e, prep.noise.replace, first_row=0)
+    corrupt = prep.corruption.hook(prep, np.random.RandomState(prep.seed), rows=S)
     kept = _KeepGrad()
     with torch.enable_grad():
-        hooks = [(arch.HOOK_EMBED, corrupt), (arch.HOOK_EMBED, _leaf)] + [(n, kept.at(n)) for n in names]
+        hooks = [corrupt, (arch.HOOK_EMBED, _leaf)] + [(n, kept.at(n)) for n in names]
         resid = control.run(model, prep.ids_tensor(S), hooks=hooks)
         m = prep.readout(control.unembed(model, resid[:, -1]), torch.arange(S))
         low = prep.readout.mean(control.unembed(model, resid[:, -1].detach()), torch.arange(S))

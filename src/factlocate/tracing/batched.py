@@ -40,7 +40,6 @@ from tqdm.auto import tqdm
 
 from factlocate import arch
 from factlocate.forward import Capture, control, kv
-from factlocate.hooks.corruption import CorruptEmbedding
 from factlocate.hooks.restoration import Append, Chain, Replace, WriteAt
 from factlocate.tracing.core import GridSpec, Prepared, RunSpec, clean_prediction, window_layers
 from factlocate.tracing.noise import Noise, parse_noise
@@ -203,8 +202,6 @@ def run_jobs(model, prep: Prepared, grids: list[GridSpec], positions: list[int],
     others are NaN. `reuse` forces KV reuse on or off; by default it is on where `reuse_verified(model)`.
     """
     S, n_layers, device = prep.samples, prep.n_layers, model.cfg.device
-    b, e = prep.subject_range
-    d_model = int(model.cfg.d_model)
     reuse = reuse_verified(model) if reuse is None else reuse
     names = [arch.hook_resid_in(model, k) for k in range(n_layers + 1)]
     names += [arch.hook_for_kind(kind, l) for kind in ("mlp", "attn") for l in range(n_layers)]
@@ -215,10 +212,8 @@ def run_jobs(model, prep: Prepared, grids: list[GridSpec], positions: list[int],
     for base in ("A", "B"):
         if base == "B" and not any(g.sever and g.noise_draws == "reference" for g in grids):
             break
-        noise = prep.noise.draw(rs, S, e - b, d_model)  # B: the generator's next draws
-        corrupt = CorruptEmbedding(noise, b, e, prep.noise.replace, first_row=0)
-        runs[base] = _record(model, prep.ids_tensor(S).to(device), names, [(arch.HOOK_EMBED, corrupt)],
-                             prep.readout, reuse)
+        corrupt = prep.corruption.hook(prep, rs, rows=S)  # B: the generator's next draws
+        runs[base] = _record(model, prep.ids_tensor(S).to(device), names, [corrupt], prep.readout, reuse)
 
     out = [np.zeros((len(positions), n_layers)) if cells is None else np.full((len(positions), n_layers), np.nan)
            for _ in grids]
@@ -265,7 +260,8 @@ def reuse_verified(model) -> bool:
             raise RuntimeError("a forward pass left the KV cache without the prompt's keys and values")
         answer, high = clean_prediction(model, ids)
         noise = Noise(parse_noise("1.0"), level=1.0)
-        prep = Prepared(ids, (1, 3), answer, high, noise, RunSpec(samples=2, seed=0), arch.n_layers(model))
+        prep = Prepared(ids, (1, 3), answer, high, noise, RunSpec(samples=2, seed=0), arch.n_layers(model),
+                        int(model.cfg.d_model))
         grids = [GridSpec("hidden"), GridSpec("attn", window=2),
                  GridSpec("hidden", sever="mlp", noise_draws="reference")]
         positions = [len(ids) - 2, len(ids) - 1]

@@ -15,14 +15,14 @@ import torch
 from factlocate import arch, tokens
 from factlocate.errors import FactlocateError
 from factlocate.forward import control
-from factlocate.tracing.noise import Noise
-from factlocate.tracing.readout import METRICS, Readout, top_other
+from factlocate.tracing import corruption
+from factlocate.tracing.corruption import Corruption
+from factlocate.tracing.readout import METRICS, Readout
 
 KINDS = ("hidden", "mlp", "attn")
 ENGINES = ("batched", "naive")
 NOISE_DRAWS = ("same", "reference")
 METHODS = ("exact", "atp", "atp+verify")
-CORRUPTIONS = ("noise", "str")
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class RunSpec:
     engine: str = "batched"  # batched (default) or naive (one forward per site)
     chunk_rows: int = 256  # rows per forward pass of the batched engine
     method: str = "exact"  # exact, atp (attribution patching) or atp+verify (AtP, then the top sites exactly)
-    corrupt: str = "noise"  # noise (the paper's) or str (symmetric token replacement)
+    corrupt: str = "noise"  # a registered corruption (`corruption.CORRUPTIONS`): noise (the paper's), str, ...
     metric: str = "prob"  # prob (the paper's), logprob or logit_diff
     top: int = 10  # atp+verify: sites per grid verified exactly (plus those the bound cannot rule out)
     graddrop: bool = False  # atp: AtP*'s GradDrop against cancellation (one backward pass per layer)
@@ -52,8 +52,7 @@ class RunSpec:
             raise FactlocateError("chunk_rows must be at least 1")
         if self.method not in METHODS:
             raise FactlocateError(f"unknown method {self.method!r}: use exact, atp or atp+verify")
-        if self.corrupt not in CORRUPTIONS:
-            raise FactlocateError(f"unknown corruption {self.corrupt!r}: use noise or str")
+        corruption.get(self.corrupt)  # a registered corruption
         if self.metric not in METRICS:
             raise FactlocateError(f"unknown metric {self.metric!r}: use prob, logprob or logit_diff")
         if not isinstance(self.top, int) or self.top < 1:
@@ -100,9 +99,10 @@ class Prepared:
     subject_range: tuple[int, int]
     answer_id: int
     high_score: float
-    noise: Noise  # or a `swap.SubjectSwap` (STR): anything with draw, replace and describe
+    corruption: Corruption  # owns the corrupting hook, the logit_diff contrast and its description
     run: RunSpec
     n_layers: int
+    d_model: int
     readout: Readout | None = None
 
     def __post_init__(self):
@@ -146,29 +146,16 @@ def clean_prediction(model, ids: list[int]) -> tuple[int, float]:
 
 
 def _readout(model, prep: "Prepared") -> tuple[Readout, float]:
-    """The run's readout, and the clean score under it."""
-    import numpy as np
-
-    from factlocate.hooks.corruption import CorruptEmbedding
-
-    metric, answer, S = prep.run.metric, prep.answer_id, prep.samples
-    contrast = None
-    if metric == "logit_diff":
-        if prep.run.corrupt == "str":  # per row, the swapped-in subject's own answer
-            swapped = torch.tensor(prep.noise.swapped_ids, dtype=torch.long)
-            contrast = last_logits(model, swapped).argmax(-1).cpu()
-        else:  # the corrupted run's top token other than the answer (the engines' first draw)
-            b, e = prep.subject_range
-            draw = prep.noise.draw(np.random.RandomState(prep.seed), S, e - b, int(model.cfg.d_model))
-            corrupt = CorruptEmbedding(draw, b, e, prep.noise.replace, first_row=0)
-            logits = last_logits(model, prep.ids_tensor(S), hooks=[(arch.HOOK_EMBED, corrupt)])
-            contrast = torch.full((S,), top_other(logits, answer), dtype=torch.long)
-    readout = Readout(metric, answer, contrast)
+    """The run's readout, and the clean score under it (the contrast is the corruption's)."""
+    S = prep.samples
+    contrast = prep.corruption.contrast(model, prep) if prep.run.metric == "logit_diff" else None
+    readout = Readout(prep.run.metric, prep.answer_id, contrast)
     clean = last_logits(model, prep.ids_tensor(1)).expand(S, -1)
     return readout, readout.mean(clean, torch.arange(S))
 
 
-def prepare(model, prompt: str, subject: str, grids: list[GridSpec], run: RunSpec, noise: Noise) -> Prepared:
+def prepare(model, prompt: str, subject: str, grids: list[GridSpec], run: RunSpec,
+            corrupt: Corruption) -> Prepared:
     """Tokenise, locate the subject, check the windows, find the clean answer and the readout."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise FactlocateError("the prompt is empty")
@@ -181,7 +168,7 @@ def prepare(model, prompt: str, subject: str, grids: list[GridSpec], run: RunSpe
     ids = tokens.encode(model, prompt)
     b, e = tokens.subject_range(model, prompt, subject)
     answer, high = clean_prediction(model, ids)
-    prep = Prepared(ids, (b, e), answer, high, noise, run, n_layers)
+    prep = Prepared(ids, (b, e), answer, high, corrupt, run, n_layers, int(model.cfg.d_model))
     if run.metric != "prob":
         prep.readout, prep.high_score = _readout(model, prep)
     return prep

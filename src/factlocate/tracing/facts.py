@@ -19,9 +19,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
-import json
 from dataclasses import asdict, dataclass
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -29,33 +27,15 @@ from tqdm.auto import tqdm
 
 from factlocate import tokens
 from factlocate.errors import FactlocateError
+from factlocate.datasets.known_facts import SHIPPED, load_facts
 from factlocate.io import read_json, write_json, write_text
+from factlocate.runfolder import PARAMS, RunFolder
 from factlocate.tracing.core import KINDS, GridSpec, RunSpec, clean_prediction
 from factlocate.tracing.noise import resolve_noise
 from factlocate.tracing.result import TraceResult
 from factlocate.tracing.trace import result_key, trace_kinds
 
 BUCKETS = ("first_subject", "middle_subject", "last_subject", "first_subsequent", "further", "last")
-REQUIRED = ("known_id", "subject", "prompt", "attribute")
-
-
-def load_facts(path: str | Path | None = None) -> list[dict]:
-    """Facts from a known-facts style JSON list (default: the shipped known_1000.json)."""
-    if path is None:
-        with resources.files("factlocate.data").joinpath("known_1000.json").open(encoding="utf-8") as f:
-            facts = json.load(f)
-        where = "known_1000.json"
-    else:
-        facts, where = read_json(path), str(path)
-    if not isinstance(facts, list) or not facts:
-        raise FactlocateError(f"{where} must hold a non-empty JSON list of facts")
-    for i, fact in enumerate(facts):
-        missing = [k for k in REQUIRED if not isinstance(fact, dict) or k not in fact]
-        if missing:
-            raise FactlocateError(
-                f"{where}: fact {i} lacks {', '.join(missing)}; each fact needs {', '.join(REQUIRED)}"
-            )
-    return facts
 
 
 def answer_matches(answer: str, attribute: str) -> bool:
@@ -92,10 +72,6 @@ class FactSetSpec:
         return [GridSpec(k, self.window) for k in self.kinds]
 
 
-def _case_path(out: Path, fact: dict) -> Path:
-    return out / "cases" / f"known_{fact['known_id']}.json"
-
-
 def trace_fact(model, fact: dict, spec: FactSetSpec, noise, partners: list[dict] | None = None) -> dict:
     """One fact: skip it if the model's answer is wrong, else trace each kind (and the severed path)."""
     ids = tokens.encode(model, fact["prompt"])
@@ -126,89 +102,83 @@ def trace_or_skip(model, fact: dict, spec: FactSetSpec, noise, partners: list[di
         return {"known_id": fact["known_id"], "correct_prediction": False, "error": str(e)}
 
 
-def _noise(model, spec: FactSetSpec, facts: list[dict], out: Path, pool=None) -> dict:
-    """The run's noise description (sigma measured once, kept in DIR/params.json); checks the parameters."""
-    saved = out / "params.json"
+def _same_spec(old: dict, new: dict) -> bool:
+    """The same run: equal specs (a folder keeps the noise it measured first)."""
+    spec = dict(old.get("spec") or {})
+    if spec.get("sever") is None or isinstance(spec.get("sever"), str):  # saved when one severed kind was a string
+        spec["sever"] = [spec["sever"]] if spec.get("sever") else []
+    return spec == new["spec"]
+
+
+def _open(model, spec: FactSetSpec, facts: list[dict], out: Path, pool=None) -> tuple[RunFolder, dict]:
+    """The run's folder and its noise description (sigma measured once, kept in DIR/params.json)."""
+    folder = RunFolder(out, prefix="known_")
+    saved = folder.path / PARAMS
     if saved.exists():
-        old = read_json(saved)
-        sever = (old.get("spec") or {}).get("sever")
-        if sever is None or isinstance(sever, str):  # runs saved when one severed kind was a string
-            old["spec"]["sever"] = [sever] if sever else []
-        if old.get("spec") != json.loads(json.dumps(asdict(spec))):
-            raise FactlocateError(f"{out} holds a run with other parameters ({old.get('spec')}): use another --out")
-        return old["noise"]
-    subjects = [f["subject"] for f in facts]
-    if pool is None:
-        noise = resolve_noise(model, spec.run.noise, subjects=subjects).describe()
+        noise = read_json(saved)["noise"]
+    elif pool is None:
+        noise = resolve_noise(model, spec.run.noise, subjects=[f["subject"] for f in facts]).describe()
     else:
+        subjects = [f["subject"] for f in facts]
         (_, noise), = pool.map("noise", [("noise", {"noise": spec.run.noise, "subjects": subjects})], desc="noise")
-    write_json(saved, {"spec": asdict(spec), "noise": noise})
-    return noise
+    return folder.open({"spec": asdict(spec), "noise": noise}, same=_same_spec), noise
 
 
 def run_facts(model, out: str | Path, spec: FactSetSpec, n: int | None = None,
               facts: list[dict] | None = None, progress: bool = True, pool=None) -> dict:
     """Trace facts until `n` are traced (skipped ones do not count), resuming from DIR/cases.
 
-    With a Ray `pool` (`factlocate.distributed`) the facts are traced on its workers and
-    this process only writes the case files; `model` may then be None. The summary always
-    averages the first `n` correctly answered facts in file order, as a single-process run does.
+    Facts are handed out in file order, as many at a time as could still be needed (n minus those
+    traced), here or on the workers of a Ray `pool` (`factlocate.distributed`; `model` may then be
+    None): either way exactly the facts a one-at-a-time run would trace are traced, and the summary
+    averages the first `n` correctly answered facts in file order.
     """
+    if n is not None and (not isinstance(n, int) or n < 1):
+        raise FactlocateError(f"--n must be a positive number of facts to trace, got {n!r}")
     out = Path(out)
-    facts = facts if facts is not None else load_facts(None if spec.facts == "known_1000.json" else spec.facts)
-    described = _noise(model, spec, facts, out, pool)
+    facts = facts if facts is not None else load_facts(None if spec.facts == SHIPPED else spec.facts)
+    folder, described = _open(model, spec, facts, out, pool)
     target = len(facts) if n is None else n
-    if pool is None:
-        noise = resolve_noise(model, spec.run.noise, subjects=[f["subject"] for f in facts],
-                              sigma=described.get("sigma"))
-        _trace_here(model, out, spec, facts, target, noise, progress)
-    else:
-        _trace_on(pool, out, spec, facts, target, described.get("sigma"))
+    run_one = None if pool is not None else _tracer(model, spec, facts, described.get("sigma"))
+    partners = facts if spec.facts != SHIPPED else None  # workers load the shipped ones
+    bar = tqdm(total=target, desc="trace-facts", disable=not progress or pool is not None)
+    while True:
+        correct, missing = _progress(folder, facts, target)
+        bar.n = min(correct, target)
+        bar.refresh()
+        if correct >= target or not missing:
+            break
+        items = [(f["known_id"], {"fact": f, "spec": asdict(spec), "sigma": described.get("sigma"),
+                                  "partners": partners}) for f in missing]
+        for _ in folder.execute(items, run_one, pool=pool, task="trace_fact", desc="trace-facts",
+                                bar=bar if pool is None else None):
+            pass
+    bar.close()
     return summarize(out, [f["known_id"] for f in facts], n=target)
 
 
-def _trace_here(model, out: Path, spec: FactSetSpec, facts: list[dict], target: int, noise, progress: bool) -> None:
-    traced = skipped = 0
-    bar = tqdm(total=target, desc="trace-facts", disable=not progress)
-    for fact in facts:
-        if traced >= target:
+def _tracer(model, spec: FactSetSpec, facts: list[dict], sigma):
+    """How this process traces one item: the fact set's noise, measured once."""
+    noise = resolve_noise(model, spec.run.noise, subjects=[f["subject"] for f in facts], sigma=sigma)
+    return lambda item: trace_or_skip(model, item["fact"], spec, noise, facts)
+
+
+def _progress(folder: RunFolder, facts: list[dict], target: int) -> tuple[int, list[dict]]:
+    """(correct facts on disk, counted until the target or the first fact not on disk; the facts a one-at-a-time
+    run would certainly trace next). Walking in file order and counting every missing fact as if it will be
+    answered correctly, the missing facts met before the count reaches `target` are all needed."""
+    correct, certain, missing = 0, 0, []
+    for f in facts:
+        if certain >= target:
             break
-        path = _case_path(out, fact)
-        if path.exists():
-            case = read_json(path)
+        if folder.has(f["known_id"]):
+            hit = bool(folder.read(f["known_id"]).get("correct_prediction"))
+            certain += hit
+            correct += hit and not missing
         else:
-            case = trace_or_skip(model, fact, spec, noise, facts)
-            write_json(path, case)
-        if case.get("correct_prediction"):
-            traced += 1
-            bar.update(1)
-        else:
-            skipped += 1
-        bar.set_postfix(skipped=skipped)
-    bar.close()
-
-
-def _trace_on(pool, out: Path, spec: FactSetSpec, facts: list[dict], target: int, sigma) -> None:
-    """Hand facts to the workers in file order, a window at a time, until the first `target` correct are traced."""
-    while True:
-        cases = [read_json(_case_path(out, f)) if _case_path(out, f).exists() else None for f in facts]
-        correct = 0
-        for c in cases:
-            if c is None or correct >= target:
-                break
-            correct += bool(c.get("correct_prediction"))
-        missing = [f for f, c in zip(facts, cases) if c is None]
-        if correct >= target or not missing:
-            return
-        done = [c for c in cases if c is not None]
-        rate = max(0.1, sum(bool(c.get("correct_prediction")) for c in done) / len(done)) if done else 0.5
-        window = missing[: max(len(pool.actors), int((target - correct) / rate) + 1)]
-        partners = facts if spec.facts != "known_1000.json" else None  # workers load the shipped ones
-        items = [(f["known_id"], {"fact": f, "spec": asdict(spec), "sigma": sigma, "partners": partners})
-                 for f in window]
-        by_id = {f["known_id"]: f for f in window}
-        for key, case in pool.map("trace_fact", items, desc="trace-facts (ray)"):
-            write_json(_case_path(out, by_id[key]), case)
+            missing.append(f)
+            certain += 1
+    return correct, missing
 
 
 def _bucket_rows(r: TraceResult) -> dict[str, np.ndarray]:

@@ -16,7 +16,6 @@ from tqdm.auto import tqdm
 
 from factlocate import arch
 from factlocate.forward import Capture
-from factlocate.hooks.corruption import CorruptEmbedding
 from factlocate.hooks.restoration import HoldFromCapture, RestoreFromRow0
 from factlocate.tracing.core import GridSpec, Prepared, window_layers
 
@@ -37,7 +36,6 @@ def trace_with_repatch(model, prep: Prepared, states_to_patch: list[tuple[int, s
     original notebook); `"same"` re-seeds, so both passes add the same noise.
     """
     batch = prep.ids_tensor(prep.samples + 1).to(model.cfg.device)
-    b, e = prep.subject_range
     patch_spec, unpatch_spec = defaultdict(list), defaultdict(list)
     for t, name in states_to_patch:
         patch_spec[name].append(t)
@@ -49,12 +47,7 @@ def trace_with_repatch(model, prep: Prepared, states_to_patch: list[tuple[int, s
     for first_pass in [True, False] if states_to_unpatch else [False]:
         if not first_pass and noise_draws == "same":
             rs = np.random.RandomState(prep.seed)
-        gen = rs  # bound now: the hook draws from this pass's generator
-
-        def draw(rows, n, d, gen=gen):
-            return prep.noise.draw(gen, rows, n, d)
-
-        hooks = [(arch.HOOK_EMBED, CorruptEmbedding(draw, b, e, prep.noise.replace))]
+        hooks = [prep.corruption.hook(prep, rs, first_row=1)]  # draws from this pass's generator as it fires
         if first_pass:
             hooks += first.hooks
         else:

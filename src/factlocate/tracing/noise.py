@@ -25,6 +25,7 @@ embeddings in place.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -38,6 +39,7 @@ from jaxtyping import Float
 from factlocate import arch, tokens
 from factlocate.errors import FactlocateError
 from factlocate.forward import Capture, control
+from factlocate.tracing.corruption import Corruption, Setting
 
 _NUMBER = r"(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?"
 T_SAMPLES = 1000  # the original draws 1000 chi-square factors once (RandomState(2))
@@ -78,8 +80,10 @@ def parse_noise(spec: str | float | int) -> NoiseSpec:
 
 
 @dataclass
-class Noise:
-    """A noise spec resolved for one model: draws embedding noise from a RandomState."""
+class Noise(Corruption):
+    """A noise spec resolved for one model: draws embedding noise from a RandomState (the `noise` corruption)."""
+
+    NAME = "noise"
 
     spec: NoiseSpec
     level: float | None = None  # the absolute level for gaussian/uniform
@@ -88,6 +92,16 @@ class Noise:
     mean: torch.Tensor | None = field(default=None, repr=False)  # [d_model] float64, for m/t
     weight: torch.Tensor | None = field(default=None, repr=False)  # [d_model, d_model] float64
     t_factors: torch.Tensor | None = field(default=None, repr=False)  # [1000] float64
+
+    @classmethod
+    def for_prompt(cls, setting: Setting) -> "Noise":
+        """`setting.resolved` (a fact set measures sigma once), else `run.noise` measured on the model now."""
+        run, noise = setting.run, setting.resolved
+        if noise is None:
+            return resolve_noise(setting.model, run.noise, replace=run.replace)
+        if run.replace and not noise.replace:
+            return dataclasses.replace(noise, replace=True)
+        return noise
 
     def draw(self, rs: np.random.RandomState, rows: int, n_tokens: int, d_model: int) -> Float[torch.Tensor, "rows tok d_model"]:
         """The next noise block from `rs`, float64, as the original's `noise_fn(prng(...))`."""

@@ -7,9 +7,10 @@ tokens, with every token outside the subject unchanged. Partners with the same r
 are preferred when there are any. `samples` partners are drawn (with replacement) from a
 `numpy.random.RandomState(seed)`, one per corrupted row.
 
-`SubjectSwap` plays the part of a `Noise` for the engines: its `draw` returns the partners'
-token embeddings at the subject positions, written over the subject's (replace mode), which
-is the same as running the swapped prompts.
+`SubjectSwap` is the `str` corruption (`factlocate.tracing.corruption`): its `draw` returns the
+partners' token embeddings at the subject positions, written over the subject's (replace mode),
+which is the same as running the swapped prompts; its logit-difference contrast is, per row, the
+answer the model gives to the swapped prompt.
 """
 from __future__ import annotations
 
@@ -20,12 +21,15 @@ import torch
 
 from factlocate import tokens
 from factlocate.errors import FactlocateError
+from factlocate.tracing.corruption import Corruption, Setting
 from factlocate.tracing.noise import NoiseSpec, _embed_ids
 
 
 @dataclass
-class SubjectSwap:
+class SubjectSwap(Corruption):
     """The swapped-in subjects' token embeddings [samples, n_subject_tokens, d] (float64), one per row."""
+
+    NAME = "str"
 
     embeddings: torch.Tensor = field(repr=False)
     partners: list[str]
@@ -34,6 +38,21 @@ class SubjectSwap:
     spec: NoiseSpec = NoiseSpec("str", "str")
     replace: bool = True
     level = None
+
+    @classmethod
+    def for_prompt(cls, setting: Setting) -> "SubjectSwap":
+        """Partners from `setting.partners` (default: the shipped known facts), same relation where possible."""
+        from factlocate.datasets.known_facts import load_facts
+
+        run = setting.run
+        return subject_swap(setting.model, setting.prompt, setting.subject, setting.partners or load_facts(),
+                            run.samples, run.seed, setting.relation)
+
+    def contrast(self, model, prep) -> torch.Tensor:
+        """Per row, the swapped-in subject's own answer (the swapped prompt's top token)."""
+        from factlocate.tracing.core import last_logits
+
+        return last_logits(model, torch.tensor(self.swapped_ids, dtype=torch.long)).argmax(-1).cpu()
 
     def draw(self, rs, rows: int, n_tokens: int, d_model: int) -> torch.Tensor:
         if rows != len(self.partners) or n_tokens != self.embeddings.shape[1]:

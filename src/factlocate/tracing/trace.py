@@ -6,22 +6,21 @@
     results = trace_kinds(model, prompt, subject, [GridSpec("hidden"), GridSpec("mlp")], RunSpec(samples=10))
 
 Data flow: prompt -> `core.prepare` (tokens, subject range, clean answer)
--> noise (`noise.resolve_noise`) -> engine (`batched` by default, `naive` for
+-> corruption (`corruption.for_prompt`: noise or STR) -> engine (`batched` by default, `naive` for
 verification) -> one `TraceResult` per grid.
 """
 from __future__ import annotations
 
-import dataclasses
 import time
+
+import numpy as np
 
 from factlocate import tokens
 from factlocate.errors import FactlocateError
 from factlocate.identity import identity
-import numpy as np
-
-from factlocate.tracing import atp, batched, naive, verify
+from factlocate.tracing import atp, batched, corruption, naive, verify
 from factlocate.tracing.core import KINDS, GridSpec, Prepared, RunSpec, prepare, split_options
-from factlocate.tracing.noise import Noise, resolve_noise
+from factlocate.tracing.noise import Noise
 from factlocate.tracing.result import TraceResult
 
 
@@ -49,39 +48,26 @@ def _grids(grids) -> list[GridSpec]:
     return out
 
 
-def _corruption(model, prompt: str, subject: str, run: RunSpec, noise, partners, relation):
-    """The resolved noise, or for STR the subject swap (partners from `partners`, default the known facts)."""
-    if run.corrupt == "str":
-        from factlocate.tracing.facts import load_facts
-        from factlocate.tracing.swap import subject_swap
-
-        return subject_swap(model, prompt, subject, partners or load_facts(), run.samples, run.seed, relation)
-    if noise is None:
-        return resolve_noise(model, run.noise, replace=run.replace)
-    if run.replace and not noise.replace:
-        return dataclasses.replace(noise, replace=True)
-    return noise
-
-
 def trace_kinds(model, prompt: str, subject: str, grids=KINDS, run: RunSpec | None = None, *,
                 noise: Noise | None = None, token_range=None, progress: bool = False,
                 partners: list[dict] | None = None, relation: str | None = None) -> dict[str, TraceResult]:
     """Trace several grids of one prompt with one clean run and one corruption.
 
     `grids` lists `GridSpec`s (or kind names). The results are keyed by kind, with
-    "hidden_severed_<kind>" for a severed hidden grid. `noise` is an already resolved
-    `Noise` (fact-set runs measure sigma once); by default `run.noise` is resolved here.
-    With `run.corrupt == "str"` the subject is swapped for facts of `partners` (default: the
-    shipped known facts), of the same `relation` where possible. `run.method` chooses exact
+    "hidden_severed_<kind>" for a severed hidden grid. The corruption is the one `run.corrupt`
+    names (`factlocate.tracing.corruption`), set up for this prompt: `noise` is an already resolved
+    `Noise` (fact-set runs measure sigma once; by default `run.noise` is resolved here), and the
+    `str` corruption swaps the subject for facts of `partners` (default: the shipped known facts),
+    of the same `relation` where possible. `run.method` chooses exact
     tracing, attribution patching (`atp`) or AtP with exact verification (`atp+verify`).
     """
     run = run or RunSpec()
     grids = _grids(grids)
     if run.method != "exact" and run.engine != "batched":
         raise FactlocateError("attribution patching verifies with the batched engine: use --engine batched")
-    noise = _corruption(model, prompt, subject, run, noise, partners, relation)
+    corrupt = corruption.for_prompt(corruption.Setting(model, prompt, subject, run, noise, partners, relation))
     start = time.perf_counter()
-    prep = prepare(model, prompt, subject, grids, run, noise)
+    prep = prepare(model, prompt, subject, grids, run, corrupt)
     positions = _positions(prep, token_range)
     exact = estimates = [None] * len(grids)
     if run.method == "atp":
@@ -100,7 +86,7 @@ def trace_kinds(model, prompt: str, subject: str, grids=KINDS, run: RunSpec | No
         low_score=low, high_score=prep.high_score, answer=model.tokenizer.decode([prep.answer_id]),
         answer_id=prep.answer_id, input_ids=list(prep.ids), input_tokens=tokens.str_tokens(model, prep.ids),
         subject_range=prep.subject_range, positions=positions, prompt=prompt, subject=subject,
-        model=identity(model).spec, run=run, noise=noise.describe(), seconds=seconds,
+        model=identity(model).spec, run=run, noise=corrupt.describe(), seconds=seconds,
     )
     return {result_key(g): TraceResult(scores=s, grid=g, exact=x, estimates=a, **common)
             for g, s, x, a in zip(grids, scores, exact, estimates)}
