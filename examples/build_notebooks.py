@@ -273,7 +273,7 @@ import factlocate
 from factlocate import arch, notebooks, plots, tokens, tracing
 from factlocate.datasets import CounterFactRecord
 from factlocate.deltas import export
-from factlocate.editors import rome
+from factlocate.editors.keyvalue import rome
 from factlocate.generate import generate
 from factlocate.metrics import counterfact as cf
 '''),

@@ -144,7 +144,7 @@ def test_run_folder_checks_parameters_writes_items_and_keeps_time(tmp_path):
 
 
 def test_alphaedit_with_an_empty_null_space_is_an_error_not_a_zero_update(tiny_gpt2):
-    from factlocate.editors import alphaedit
+    from factlocate.editors.keyvalue import alphaedit
     from factlocate.editors.base import EditRequest
 
     hp = alphaedit.HParams(layers=[1], nullspace_threshold=1e-30, stats_tokens=500, v_num_grad_steps=1,

@@ -10,7 +10,7 @@ ray = pytest.importorskip("ray")
 
 from factlocate import datasets  # noqa: E402
 from factlocate.distributed import RayOptions, workers  # noqa: E402
-from factlocate.editors import key_stats  # noqa: E402
+from factlocate.editors.keyvalue import key_stats  # noqa: E402
 from factlocate.evaluation import runner  # noqa: E402
 from factlocate.tracing import RunSpec  # noqa: E402
 from factlocate.tracing.facts import FactSetSpec, run_facts  # noqa: E402

@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from factlocate import arch, scoring
-from factlocate.editors import attn_edit, finetune, ft, ft_l, ft_w, get
+from factlocate.editors import get
+from factlocate.editors.finetuning import finetune, ft, ft_l, ft_w
+from factlocate.editors.neuron_attention import attn_edit
 from factlocate.editors.base import EditRequest
 from factlocate.errors import FactlocateError
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from factlocate import arch, tokens
-from factlocate.editors import get, kn
-from factlocate.editors import integrated_gradients as ig
+from factlocate.editors import get
+from factlocate.editors.neuron_attention import kn
+from factlocate.editors.neuron_attention import integrated_gradients as ig
 from factlocate.editors.base import EditRequest
 from factlocate.errors import FactlocateError
 

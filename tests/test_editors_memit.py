@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from factlocate import arch
-from factlocate.editors import get, layer_range, memit
+from factlocate.editors import get
+from factlocate.editors.keyvalue import memit
+from factlocate.tracing import layer_range
 from factlocate.editors.base import EditRequest
 from factlocate.errors import FactlocateError
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from factlocate import arch, editors
-from factlocate.editors import hypernet, hypertrain
+from factlocate.editors.hypernetworks import hypernet, hypertrain
 from factlocate.editors.base import EditRequest
 from factlocate.errors import FactlocateError
 
@@ -133,7 +133,7 @@ def test_evaluated_records_are_never_trained_on(tiny_gpt2, tmp_path):
 
 
 def test_wikitext_examples_are_cached_per_model_and_shared(tiny_gpt2, tmp_path, monkeypatch):
-    from factlocate.editors import hypertrain
+    from factlocate.editors.hypernetworks import hypertrain
 
     text = "\n".join(" ".join(f"word{i}x{j}" for j in range(45)) for i in range(8))
     path = tmp_path / "wiki.txt"
@@ -146,7 +146,7 @@ def test_wikitext_examples_are_cached_per_model_and_shared(tiny_gpt2, tmp_path, 
 
 def test_ke_update_splits_into_its_gradient_and_shift_terms(tiny_gpt2):
     """tools/ke_shift_check's two terms add up to the update KE writes (any network weights will do)."""
-    from factlocate.editors import ke
+    from factlocate.editors.hypernetworks import ke
     from tools.ke_shift_check import split_update
 
     torch.manual_seed(0)

@@ -7,7 +7,7 @@ from transformers.models.gemma3.modeling_gemma3 import Gemma3RMSNorm
 from factlocate import arch
 from factlocate import deltas as deltas_mod
 from factlocate.editors.base import EditRequest
-from factlocate.editors import keys, memit, post_norm
+from factlocate.editors.keyvalue import keys, memit, post_norm
 
 REQ = EditRequest(prompt="{} is located in", subject="Vinson Massif", target_new="Paris", target_true="Antarctica")
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from factlocate import arch, tokens
-from factlocate.editors import keys, rome, target_vector
+from factlocate.editors.keyvalue import keys, rome, target_vector
 from factlocate.editors.base import EditRequest
 from factlocate.errors import FactlocateError
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from factlocate import arch
-from factlocate.editors import rome
+from factlocate.editors.keyvalue import rome
 from factlocate.editors.base import EditRequest
 from factlocate.generate import generate
 

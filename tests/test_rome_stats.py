@@ -5,14 +5,15 @@ import pytest
 import torch
 
 from factlocate import arch, tokens
-from factlocate.editors import context_templates as ct
-from factlocate.editors import key_stats
+from factlocate.datasets.corpus import corpus_texts
+from factlocate.editors.keyvalue import context_templates as ct
+from factlocate.editors.keyvalue import key_stats
 from factlocate.errors import FactlocateError
 from factlocate.generate import generate
 
 
 def test_shipped_corpus_reads_as_prose():
-    texts = key_stats.corpus_texts()
+    texts = corpus_texts()
     assert len(texts) > 2000
     assert not any(t.startswith("=") for t in texts[:200])
     assert " @-@ " not in texts[0] and " , " not in texts[0]
@@ -23,7 +24,7 @@ def test_stats_match_direct_second_moment(tiny_gpt2, tmp_path):
     corpus.write_text("The Eiffel Tower is in Paris.\n\nRome is the capital of Italy.\nLeBron James plays basketball.\n")
     s = key_stats.key_stats(tiny_gpt2, 2, str(corpus), tokens_budget=10_000, progress=False)
     ks = []
-    for t in key_stats.corpus_texts(str(corpus)):
+    for t in corpus_texts(str(corpus)):
         _, cache = tiny_gpt2.run_with_cache(tokens.to_tensor(tiny_gpt2, tokens.encode(tiny_gpt2, t)))
         ks.append(cache[arch.hook_mlp_key(2)][0].double())
     k = torch.cat(ks)

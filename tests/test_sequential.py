@@ -8,7 +8,9 @@ import pytest
 import torch
 
 from factlocate import arch, datasets, tokens
-from factlocate.editors import alphaedit, context_templates, key_stats, keys, memit, target_batch, target_vector
+from factlocate.datasets import corpus
+from factlocate.editors.keyvalue import (alphaedit, context_templates, key_stats, keys, memit, target_batch,
+                                        target_vector)
 from factlocate.editors.base import EditRequest
 from factlocate.errors import FactlocateError
 from factlocate.evaluation import sequential
@@ -71,7 +73,7 @@ def test_alphaedit_spares_preserved_keys_far_more_than_memit(tiny_gpt2):
                              stats_tokens=STATS_TOKENS, mom2_update_weight=1.0), templates=TEMPLATES, progress=False)
     assert 0 < alpha.extra["kept_directions"][1] < tiny_gpt2.cfg.d_mlp
     # Preserved keys: ordinary text's keys at the edited layer (texts the statistics did not read).
-    texts = [tiny_gpt2.tokenizer.decode(tokens.encode(tiny_gpt2, t)[:32]) for t in key_stats.corpus_texts()[100:140]]
+    texts = [tiny_gpt2.tokenizer.decode(tokens.encode(tiny_gpt2, t)[:32]) for t in corpus.corpus_texts()[100:140]]
     positions = [len(tokens.encode(tiny_gpt2, t)) - 1 for t in texts]
     k0 = keys.keys_and_values(tiny_gpt2, texts, positions, 1)[0].double()
 
@@ -240,7 +242,7 @@ def test_key_statistics_come_from_the_unedited_weights(tiny_gpt2, tmp_path, monk
 
 
 def test_sequential_memit_and_rome_and_errors(tiny_gpt2, tmp_path, monkeypatch):
-    from factlocate.editors import context_templates as ct
+    from factlocate.editors.keyvalue import context_templates as ct
 
     ds, records = _records()
     params = sequential.SequentialParams(edits=2, batch=1, probe_cases=1, ppl_tokens=100, gen_cases=0, log_every=2)
@@ -257,7 +259,7 @@ def test_sequential_memit_and_rome_and_errors(tiny_gpt2, tmp_path, monkeypatch):
     assert {r["name"] for r in runs} == {"rome", "memit"}
     # A finished run is done without its state file: a rerun edits nothing.
     (tmp_path / "rome" / "state.safetensors").unlink()
-    from factlocate.editors import rome
+    from factlocate.editors.keyvalue import rome
 
     monkeypatch.setattr(rome, "compute_edit", lambda *a, **k: pytest.fail("a finished run edited again"))
     sequential.run(tiny_gpt2, ds, records, "rome", tmp_path, params,

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from factlocate import arch
-from factlocate.editors import target_batch, target_vector
+from factlocate.editors.keyvalue import target_batch, target_vector
 from factlocate.editors.base import EditRequest
 from factlocate.forward import kv
 from factlocate.identity import state

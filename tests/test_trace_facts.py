@@ -155,7 +155,7 @@ def test_runs_saved_with_one_severed_kind_still_resume(tiny_gpt2, tmp_path):
 def test_layer_range_from_a_fact_set_equals_tracing_the_same_facts(tiny_gpt2, tmp_path, capsys):
     """`layer-range --from DIR` reads MEMIT's gap and AttnEdit's curve off a fact-set run without tracing."""
     from factlocate.cli import main
-    from factlocate.editors import layer_range
+    from factlocate.tracing import layer_range
 
     facts = _facts_the_model_knows(tiny_gpt2, n_right=2, n_wrong=1)
     spec = FactSetSpec(model="tiny-gpt2", facts="custom", window=3, sever="mlp", kinds=("hidden", "attn"),

@@ -47,7 +47,7 @@ def _measure(model, records, probe, ppl_rows) -> dict:
 
 def scan_hparams(model_spec: str, overrides: dict, path: str | None = None):
     """AlphaEdit's hyperparameters: `path`, else the model's AlphaEdit config, else its MEMIT config."""
-    from factlocate.editors import alphaedit, memit
+    from factlocate.editors.keyvalue import alphaedit, memit
 
     if path is None and not alphaedit.HParams.path_for(model_spec).exists():
         memit_path = memit.HParams.path_for(model_spec)
@@ -65,7 +65,7 @@ def memit_part(hp, model_spec: str, overrides: dict):
     `hp` then holds the dataclass default, not the model's λ. λ comes from `--set mom2_update_weight=…`, else from
     `hp` where something set it (a MEMIT config the scan started from, or an `--hparams` file), else from the
     model's MEMIT config."""
-    from factlocate.editors import memit
+    from factlocate.editors.keyvalue import memit
 
     default = memit.HParams.__dataclass_fields__["mom2_update_weight"].default
     lam = overrides.get("mom2_update_weight", hp.mom2_update_weight)
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
     from factlocate import datasets, load_model
     from factlocate import deltas as deltas_mod
     from factlocate.cli.common import add_hparams_args, hparams_overrides
-    from factlocate.editors import alphaedit, context_templates, memit
+    from factlocate.editors.keyvalue import alphaedit, context_templates, memit
     from factlocate.errors import FactlocateError
     from factlocate.evaluation import sequential
     from factlocate.io import write_json

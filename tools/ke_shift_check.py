@@ -3,7 +3,7 @@
     python -m tools.ke_shift_check --model smollm2-135m --variants ke,ke-cf --n 20 \
         --out docs/report/smollm2-135m/ke-shift-check.json
 
-KE's update of a matrix is ΔM = s · (∇M ⊙ A + B), with s = max_scale · sigmoid(η) (`editors/ke_net.py`).
+KE's update of a matrix is ΔM = s · (∇M ⊙ A + B), with s = max_scale · sigmoid(η) (`editors/hypernetworks/ke_net.py`).
 The gradient term is a rescaled fine-tuning gradient, so it acts on inputs along the edit's own keys. The
 shift B = softmax(b_row) ⊗ b_col adds (x · softmax(b_row)) b_col to the output for any input x: a fixed
 direction, scaled by a weighted mean of the input. Each of the first `n` CounterFact requests (the sequential
@@ -31,7 +31,7 @@ def split_update(net, model, inners, request) -> dict[str, dict[str, "torch.Tens
     import torch
 
     from factlocate import tokens
-    from factlocate.editors import hypernet
+    from factlocate.editors.hypernetworks import hypernet
 
     grads = hypernet.full_gradient(hypernet.edit_gradient(model, inners, request.text, request.target_new))
     ids = torch.tensor(tokens.encode(model, request.text) + tokens.encode_target(model, request.target_new))
@@ -81,7 +81,7 @@ def main(argv=None) -> int:
 
     from factlocate import datasets, editors, load_model
     from factlocate import deltas as deltas_mod
-    from factlocate.editors import hyper_editor, hypernet, ke
+    from factlocate.editors.hypernetworks import hyper_editor, hypernet, ke
     from factlocate.evaluation import sequential
     from factlocate.io import write_json
     from factlocate.metrics.success import success

@@ -24,7 +24,7 @@ import tools
 
 def layer_row(cov, keys, threshold: float) -> dict:
     """The null space of `cov` at `threshold` and how much of `keys` [d_mlp, N] and of `cov` lies in it."""
-    from factlocate.editors import alphaedit
+    from factlocate.editors.keyvalue import alphaedit
 
     cov, keys = cov.double(), keys.double()
     p, kept = alphaedit.projection(cov, threshold)
@@ -38,7 +38,7 @@ def layer_row(cov, keys, threshold: float) -> dict:
 def main(argv=None) -> int:
     from factlocate import datasets, load_model
     from factlocate.cli.common import add_hparams_args, hparams_overrides
-    from factlocate.editors import alphaedit, context_templates, key_stats, memit
+    from factlocate.editors.keyvalue import alphaedit, context_templates, key_stats, memit
     from factlocate.evaluation import sequential
     from factlocate.io import write_json
 

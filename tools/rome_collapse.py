@@ -28,7 +28,7 @@ def main(argv=None) -> int:
     from tqdm.auto import tqdm
 
     from factlocate import datasets, load_model
-    from factlocate.editors import context_templates, rome
+    from factlocate.editors.keyvalue import context_templates, rome
     from factlocate.evaluation import sequential
     from factlocate.io import write_json
     from factlocate.metrics.perplexity import perplexity, wikitext_slice

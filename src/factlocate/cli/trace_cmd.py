@@ -163,7 +163,7 @@ def run_trace_compare(args) -> int:
 
 
 def run_layer_range(args) -> int:
-    from factlocate.editors import layer_range
+    from factlocate.tracing import layer_range
     from factlocate.models import load_model
 
     if args.n < 1:

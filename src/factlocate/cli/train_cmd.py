@@ -27,7 +27,7 @@ def register(sub) -> None:
 def run_train(args) -> int:
     from factlocate import editors, plots
     from factlocate.cli.common import parse_overrides
-    from factlocate.editors import hyper_editor, hypertrain
+    from factlocate.editors.hypernetworks import hyper_editor, hypertrain
     from factlocate.io import read_json
     from factlocate.models import DEFAULT_MODEL, load_model
 

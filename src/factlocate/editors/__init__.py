@@ -17,16 +17,16 @@ from factlocate.errors import FactlocateError
 
 # CLI name -> the module whose EDITOR declares it (or an Editor object, for editors defined elsewhere).
 EDITORS: dict[str, str | Editor] = {
-    "rome": "factlocate.editors.rome",
-    "ft": "factlocate.editors.ft",
-    "ft-l": "factlocate.editors.ft_l",
-    "ft-w": "factlocate.editors.ft_w",
-    "attn-edit": "factlocate.editors.attn_edit",
-    "kn": "factlocate.editors.kn",
-    "memit": "factlocate.editors.memit",
-    "alphaedit": "factlocate.editors.alphaedit",
-    "mend": "factlocate.editors.mend",
-    "ke": "factlocate.editors.ke",
+    "rome": "factlocate.editors.keyvalue.rome",
+    "ft": "factlocate.editors.finetuning.ft",
+    "ft-l": "factlocate.editors.finetuning.ft_l",
+    "ft-w": "factlocate.editors.finetuning.ft_w",
+    "attn-edit": "factlocate.editors.neuron_attention.attn_edit",
+    "kn": "factlocate.editors.neuron_attention.kn",
+    "memit": "factlocate.editors.keyvalue.memit",
+    "alphaedit": "factlocate.editors.keyvalue.alphaedit",
+    "mend": "factlocate.editors.hypernetworks.mend",
+    "ke": "factlocate.editors.hypernetworks.ke",
 }
 
 # Spellings kept for the trained editors' variants: an editor plus fixed hyperparameters.

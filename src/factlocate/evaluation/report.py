@@ -89,28 +89,6 @@ def markdown(runs: list[dict], kind: str, table) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(kind: str, values: dict[str, list[dict]]):
-    """Histograms of every per-case metric, one trace per row (Appendix Figure 24 style)."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    metrics = [c for c in summ.COLUMNS[kind] if c != "S"]
-    metrics = [m for m in metrics if any(s.get(m) is not None for v in values.values() for s in v)]
-    cols = 4
-    nrows = (len(metrics) + cols - 1) // cols
-    fig = make_subplots(rows=nrows, cols=cols, subplot_titles=metrics)
-    for i, m in enumerate(metrics):
-        for j, (label, scores) in enumerate(values.items()):
-            xs = [s[m] * 100 for s in scores if s.get(m) is not None]
-            fig.add_trace(
-                go.Histogram(x=xs, name=label, legendgroup=label, showlegend=i == 0, opacity=0.6,
-                             marker_color=f"hsl({(j * 67) % 360},60%,45%)"),
-                row=i // cols + 1, col=i % cols + 1,
-            )
-    fig.update_layout(barmode="overlay", title="Per-case metric distributions (x100)", height=320 * nrows)
-    return fig
-
-
 def write_summary(out: str | Path, figures: bool = True, order: tuple[str, ...] = ()) -> str:
     """Write summary.csv, summary.md (and distributions.html); return the markdown.
 
@@ -130,5 +108,8 @@ def write_summary(out: str | Path, figures: bool = True, order: tuple[str, ...] 
     writer.writerows(flat)
     write_text(out / "summary.csv", buf.getvalue())
     if figures:
-        write_text(out / "distributions.html", figure(kind, values).to_html(include_plotlyjs=True, full_html=True))
+        from factlocate.plots.evaluation import distributions
+
+        html = distributions(kind, values).to_html(include_plotlyjs=True, full_html=True)
+        write_text(out / "distributions.html", html)
     return md

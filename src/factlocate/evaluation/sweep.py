@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from factlocate.editors.keys import FACT_TOKENS
+from factlocate.editors.keyvalue.keys import FACT_TOKENS
 from factlocate.errors import FactlocateError
 from factlocate.evaluation import report, runner
 from factlocate.io import write_text
@@ -70,7 +70,9 @@ def run(model, dataset, records, editor: str, layers: list[int], tokens: list[st
     md = _markdown(grid, tokens, layers, editor, len(records))
     write_text(out / "sweep.md", md)
     write_text(out / "sweep.csv", _csv(grid, tokens, layers))
-    write_text(out / "sweep.html", figure(grid, tokens, layers, editor).to_html(include_plotlyjs=True))
+    from factlocate.plots.evaluation import sweep_heatmaps
+
+    write_text(out / "sweep.html", sweep_heatmaps(grid, tokens, layers, editor).to_html(include_plotlyjs=True))
     return md
 
 
@@ -109,26 +111,3 @@ def _csv(grid, tokens, layers) -> str:
             values = [grid[m][(t, layer)] for m in METRICS]
             w.writerow([t, layer, *("" if v is None else round(v, 4) for v in values)])
     return buf.getvalue()
-
-
-def figure(grid, tokens, layers, editor):
-    """ES, PS, NS and S heatmaps, two by two (one colour scale, 0-100): key-token rule by edited layer."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    fig = make_subplots(rows=2, cols=2, subplot_titles=METRICS, shared_yaxes=True,
-                        horizontal_spacing=0.04, vertical_spacing=0.16)
-    for i, m in enumerate(METRICS):
-        row, col = divmod(i, 2)
-        z = [[grid[m][(t, layer)] for layer in layers] for t in tokens]
-        fig.add_trace(
-            go.Heatmap(z=z, x=layers, y=[FACT_TOKENS[t] for t in tokens], zmin=0, zmax=100,
-                       colorscale="Purples", showscale=i == 0, colorbar=dict(title="x100", len=0.9),
-                       hovertemplate="layer %{x}<br>%{y}<br>%{z:.1f}<extra></extra>"),
-            row=row + 1, col=col + 1,
-        )
-        fig.update_xaxes(title_text="edited layer", row=row + 1, col=col + 1)
-    panel = max(300, 20 * len(layers))
-    fig.update_layout(title=f"{editor}: post-edit ES, PS, NS and S by edited layer and key token",
-                      height=620, width=2 * panel + 300)
-    return fig

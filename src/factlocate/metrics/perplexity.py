@@ -16,7 +16,7 @@ from factlocate import tokens
 
 def wikitext_slice(model, n_tokens: int = 4096, max_text_tokens: int = 256) -> list[list[int]]:
     """Token rows of the fixed slice (the same for every call on the same tokenizer)."""
-    from factlocate.editors.key_stats import corpus_texts
+    from factlocate.datasets.corpus import corpus_texts
 
     n_ctx = getattr(model.cfg, "n_ctx", None) or max_text_tokens
     rows, total = [], 0

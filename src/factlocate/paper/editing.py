@@ -58,6 +58,7 @@ def best_layers(grid, layers) -> str:
 
 def sweep_render(ctx: Context) -> list:
     from factlocate.evaluation import sweep
+    from factlocate.plots.evaluation import sweep_heatmaps
 
     s = ctx.settings
     grid, tokens, layers = sweep.load_grid(ctx.folder("sweep"))
@@ -68,7 +69,7 @@ def sweep_render(ctx: Context) -> list:
     text = (f"{s.sweep_editor} at the last subject token, {s.sweep_cases} CounterFact cases (x100; S is the "
             f"harmonic mean of ES, PS and NS). Best layer by S: **{best_layers(grid, layers)}**; the shipped "
             f"config edits layer {config_layer(s)}.")
-    return [text, "\n".join(rows), sweep.figure(grid, tokens, layers, s.sweep_editor)]
+    return [text, "\n".join(rows), sweep_heatmaps(grid, tokens, layers, s.sweep_editor)]
 
 
 def sweep_command(s: ReportSettings, out: Path) -> str:
@@ -226,12 +227,13 @@ def sequential_compute(ctx: Context) -> None:
 
 def sequential_render(ctx: Context) -> list:
     from factlocate.evaluation import sequential
+    from factlocate.plots.sequential import sequential_curves
 
     md = sequential.write_report(ctx.folder("sequential"))
     lines = [f"**{line[3:]}**" if line.startswith("## ") else line  # the page's own headings are h2
              for line in md.splitlines() if not line.startswith("# ")]
     return ["\n".join(lines),
-            sequential.curves(sequential.load_runs(ctx.folder("sequential")))]
+            sequential_curves(sequential.load_runs(ctx.folder("sequential")))]
 
 
 def sequential_partial(ctx: Context) -> list:

@@ -98,33 +98,6 @@ def compare(exact_dir: str | Path, other_dir: str | Path, replay_top: int | None
     return out
 
 
-def figure(exact_summary: dict, other_summary: dict, labels=("exact", "other")):
-    """AIE at the last subject token and the last token, both runs, one panel per kind."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    from factlocate.plots import LEGEND_BELOW, panels_width
-
-    kinds = [k for k in exact_summary["kinds"] if k in other_summary["kinds"]]
-    fig = make_subplots(rows=1, cols=len(kinds), subplot_titles=kinds, horizontal_spacing=0.06)
-    styles = {"last_subject": "#d62728", "last": "#2ca02c"}
-    for i, kind in enumerate(kinds):
-        for label, summary, dash in ((labels[0], exact_summary, "solid"), (labels[1], other_summary, "dot")):
-            buckets = summary["kinds"].get(kind, {}).get("buckets", {})
-            for b, color in styles.items():
-                if b not in buckets:
-                    continue
-                y = np.asarray(buckets[b]["aie"])
-                fig.add_trace(go.Scatter(x=list(range(len(y))), y=y, name=f"{label}: {b.replace('_', ' ')}",
-                                         line=dict(color=color, dash=dash), legendgroup=f"{label}{b}",
-                                         showlegend=i == 0), row=1, col=i + 1)
-        fig.update_xaxes(title_text="layer", row=1, col=i + 1)
-    fig.update_yaxes(title_text="AIE", row=1, col=1)
-    fig.update_layout(title=f"AIE curves: {labels[0]} (solid) and {labels[1]} (dotted)", height=420,
-                      width=panels_width(len(kinds)), legend=LEGEND_BELOW)
-    return fig
-
-
 def write(exact_dir: str | Path, other_dir: str | Path, out: str | Path, labels=("exact", "other"),
           replay_top: int | None = None) -> str:
     """fidelity.json, fidelity.md and curves.html in `out`; returns the markdown."""
@@ -158,6 +131,8 @@ def write(exact_dir: str | Path, other_dir: str | Path, out: str | Path, labels=
     out = Path(out)
     write_json(out / "fidelity.json", result)
     write_text(out / "fidelity.md", md)
-    write_text(out / "curves.html", figure(s_exact, s_other, labels).to_html(include_plotlyjs=True))
+    from factlocate.plots.fidelity import aie_curves
+
+    write_text(out / "curves.html", aie_curves(s_exact, s_other, labels).to_html(include_plotlyjs=True))
     return md
 

@@ -42,7 +42,7 @@ import torch
 from tqdm.auto import tqdm
 
 from factlocate import arch
-from factlocate.editors import key_stats
+from factlocate.editors.keyvalue import key_stats
 from factlocate.errors import FactlocateError
 from factlocate.evaluation.sequential import state
 from factlocate.identity import identity
@@ -125,7 +125,7 @@ def run(model, dataset, records: list, editor: str, out: str | Path, params: Seq
         return folder.path
     fixed = {}
     if declared.takes("templates"):
-        from factlocate.editors.context_templates import context_templates
+        from factlocate.editors.keyvalue.context_templates import context_templates
 
         fixed["templates"] = context_templates(model, hparams.context_template_lengths, hparams.seed)
     batches = [chosen[i : i + params.batch] for i in range(0, len(chosen), params.batch)]

@@ -76,11 +76,13 @@ def write_report(out: str | Path) -> str:
     md = "\n".join(lines) + "\n"
     write_text(Path(out) / "summary.md", md)
     write_json(Path(out) / "summary.json", rows)
-    write_text(Path(out) / "curves.html", curves(runs).to_html(include_plotlyjs=True, full_html=True))
+    from factlocate.plots.sequential import sequential_curves
+
+    write_text(Path(out) / "curves.html", sequential_curves(runs).to_html(include_plotlyjs=True, full_html=True))
     return md
 
 
-def _norm_totals(logs: list[dict]) -> list[float | None]:
+def norm_totals(logs: list[dict]) -> list[float | None]:
     """Sum of the edited matrices' Frobenius norms per log; the unedited log has none, so the originals stand in."""
     first = next((log["original_norms"] for log in logs if log.get("original_norms")), {})
     return [sum(n.values()) if n else None for n in (log.get("norms") or first for log in logs)]
@@ -95,40 +97,9 @@ def trajectory(run: dict) -> list[str]:
     lines = [f"## {run['name']}: after each logged batch", "",
              "| edits | edit s, latest batch | efficacy, latest batch | efficacy kept, batch 1 | neighbourhood (probe) | "
              "WikiText-2 ppl | sum of edited norms |", "|---:|---:|---:|---:|---:|---:|---:|"]
-    for log, norm in zip(run["logs"], _norm_totals(run["logs"])):
+    for log, norm in zip(run["logs"], norm_totals(run["logs"])):
         cells = [str(log["edits"]), fmt(log.get("seconds"), ".0f"), fmt(log.get("batch_efficacy"), ".3f"),
                  fmt(log.get("first_batch_efficacy"), ".3f"), fmt(log.get("neighbourhood"), ".3f"),
                  fmt(log.get("perplexity"), ".2f"), fmt(norm, ".1f")]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
-
-
-def curves(runs: list[dict]):
-    """Efficacy, specificity, perplexity and total edited-matrix norm against the number of edits."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
-    panels = [("batch_efficacy", "efficacy of the latest batch"), ("first_batch_efficacy", "efficacy kept on batch 1"),
-              ("neighbourhood", "neighbourhood success (probe)"), ("perplexity", "WikiText-2 perplexity"),
-              ("norm", "Frobenius norm of the edited matrices")]
-    # Two rows of three, the sixth cell holding the legend: one row of five is wider than most screens.
-    fig = make_subplots(rows=2, cols=3, subplot_titles=[t for _, t in panels], horizontal_spacing=0.08,
-                        vertical_spacing=0.16)
-    for j, run in enumerate(runs):
-        logs = run["logs"]
-        x = [log["edits"] for log in logs]
-        color = f"hsl({(j * 97) % 360},60%,45%)"
-        for i, (key, _) in enumerate(panels):
-            row, col = divmod(i, 3)
-            y = _norm_totals(logs) if key == "norm" else [log.get(key) for log in logs]
-            fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=run["name"], legendgroup=run["name"],
-                                     showlegend=i == 0, line=dict(color=color)), row=row + 1, col=col + 1)
-            fig.update_xaxes(title_text="edits", row=row + 1, col=col + 1)
-            if key not in ("perplexity", "norm"):  # rates on one scale, so that a 0.98-1.00 wobble looks like one
-                fig.update_yaxes(range=[0, 1.05], row=row + 1, col=col + 1)
-            else:  # logarithmic: a collapsed run (perplexity in the thousands) must not flatten the others
-                fig.update_yaxes(type="log", row=row + 1, col=col + 1)
-    fig.update_layout(title="Sequential editing: damage as edits accumulate", height=700, width=1150,
-                      legend=dict(x=0.72, y=0.38, xanchor="left", yanchor="top"))
-    return fig
-

@@ -34,9 +34,10 @@ from tqdm.auto import tqdm
 
 from factlocate import arch, tokens
 from factlocate import deltas as deltas_mod
+from factlocate.datasets.corpus import DEFAULT_CORPUS
 from factlocate.deltas import WeightDelta
-from factlocate.editors import context_templates as ctx
-from factlocate.editors import key_stats, keys, post_norm, target_batch, target_vector
+from factlocate.editors.keyvalue import context_templates as ctx
+from factlocate.editors.keyvalue import key_stats, keys, post_norm, target_batch, target_vector
 from factlocate.editors.base import Computed, EditRequest, EditResult, Editor, HParams as BaseHParams, StatsRequest, edit
 from factlocate.editors.common import check_layers, check_no_conflicts
 from factlocate.forward import control
@@ -58,7 +59,7 @@ class HParams(BaseHParams):
     kl_factor: float = 0.0625
     mom2_update_weight: float = 15000.0
     mom2_adjustment: bool = True  # False: C = identity (no key statistics)
-    stats_corpus: str = key_stats.DEFAULT_CORPUS
+    stats_corpus: str = DEFAULT_CORPUS
     stats_tokens: int = 200_000
     stats_dtype: str = "float64"
     context_template_lengths: list[list[int]] = field(default_factory=lambda: [[10, 5]])

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from factlocate.editors import hypernet
+from factlocate.editors.hypernetworks import hypernet
 from factlocate.errors import FactlocateError
 from factlocate.identity import identity
 from factlocate.io import atomic_path, read_json, write_json
@@ -96,7 +96,7 @@ def _wikitext(model, path: Path, n: int, seed: int) -> list[hypernet.Example]:
 
 def _sample_wikitext(model, text: str, n: int, seed: int) -> list[hypernet.Example]:
     from factlocate import tokens
-    from factlocate.editors.key_stats import text_lines
+    from factlocate.datasets.corpus import text_lines
     from factlocate.generate import generate
 
     lines = [x for x in text_lines(text.splitlines()) if len(x.split()) > 40]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from factlocate.editors import finetune
+from factlocate.editors.finetuning import finetune
 from factlocate.editors.base import Editor
 
 NAME = "ft-l"

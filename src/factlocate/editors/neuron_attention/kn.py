@@ -21,7 +21,7 @@ import torch
 
 from factlocate import arch, tokens
 from factlocate.deltas import WeightDelta
-from factlocate.editors import integrated_gradients as ig
+from factlocate.editors.neuron_attention import integrated_gradients as ig
 from factlocate.editors.base import Computed, EditRequest, EditResult, Editor, HParams as BaseHParams, edit
 from factlocate.editors.common import check_layers
 from factlocate.errors import FactlocateError

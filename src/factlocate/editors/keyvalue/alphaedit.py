@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 import torch
 
 from factlocate.deltas import WeightDelta
-from factlocate.editors import context_templates as ctx
-from factlocate.editors import key_stats, memit
+from factlocate.editors.keyvalue import context_templates as ctx
+from factlocate.editors.keyvalue import key_stats, memit
 from factlocate.editors.base import Computed, EditRequest, EditResult, Editor, edit
 from factlocate.editors.common import check_layers, check_no_conflicts
 from factlocate.errors import FactlocateError

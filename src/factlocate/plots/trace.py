@@ -1,21 +1,14 @@
-"""Plotly figures for causal traces: per-fact heatmaps, averaged heatmaps, lines with CI bands,
-and severed-path bars. Every function returns a `plotly.graph_objects.Figure`;
-`save_html` writes a standalone (offline) HTML file atomically.
-"""
+"""Causal traces: per-fact heatmaps, averaged heatmaps, lines with CI bands, and severed-path bars."""
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from factlocate.io import write_text
+from factlocate.plots.common import LEGEND_BELOW, panels_width
 from factlocate.tracing.facts import BUCKETS
 from factlocate.tracing.result import TraceResult
 
-PANEL_WIDTH = 390  # px per panel of a multi-panel figure: three panels and a margin fit the report's 1,400-px column
-LEGEND_BELOW = dict(orientation="h", x=0, y=-0.28)  # a horizontal legend under the x-axis titles
 COLORSCALES = {"hidden": "Purples", "mlp": "Greens", "attn": "Reds"}
 TITLES = {"hidden": "single restored layer", "mlp": "restored MLP window", "attn": "restored attention window"}
 BUCKET_LABELS = {
@@ -23,11 +16,6 @@ BUCKET_LABELS = {
     "last_subject": "Last subject token", "first_subsequent": "First subsequent token",
     "further": "Further tokens", "last": "Last token",
 }
-
-
-def panels_width(n: int) -> int:
-    """Width in px of a figure with `n` panels side by side (PANEL_WIDTH each, plus the y-axis margin)."""
-    return PANEL_WIDTH * n + 150
 
 
 def _labels(r: TraceResult) -> list[str]:
@@ -177,39 +165,3 @@ def severed_bars(summary: dict) -> go.Figure:
                       f"(n={sev['n']})", xaxis_title="layer", yaxis_title="AIE", height=400,
                       width=min(1300, 500 + 30 * len(x)), legend=LEGEND_BELOW)
     return fig
-
-
-def training_curves(logs: dict[str, dict], smooth: int = 25) -> go.Figure:
-    """Edit loss, locality KL and validation loss against the step, one line per trained editor.
-
-    `logs` maps a name to a `log.json` of `factlocate train-editor`; training curves are running means
-    over `smooth` steps, validation points are as measured."""
-    titles = ("edit loss (NLL of the target)", "locality KL", "validation loss")
-    fig = make_subplots(rows=1, cols=3, subplot_titles=titles)
-    palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
-    for i, (name, log) in enumerate(logs.items()):
-        color = palette[i % len(palette)]
-        train = log["log"]["train"]
-        steps = np.array([r["step"] for r in train])
-        for col, key in ((1, "edit"), (2, "loc")):
-            y = np.array([r[key] for r in train], dtype=float)
-            mean = np.convolve(y, np.ones(smooth) / smooth, mode="valid") if len(y) >= smooth else y
-            fig.add_trace(go.Scatter(x=steps[len(steps) - len(mean):], y=mean, name=name, legendgroup=name,
-                                     line=dict(color=color), showlegend=col == 1), row=1, col=col)
-        val = log["log"]["val"]
-        fig.add_trace(go.Scatter(x=[r["step"] for r in val], y=[r["loss"] for r in val], name=name,
-                                 legendgroup=name, mode="lines+markers", line=dict(color=color), showlegend=False),
-                      row=1, col=3)
-    for col in (1, 2, 3):
-        fig.update_xaxes(title_text="step", row=1, col=col)
-    fig.update_layout(title=f"Hypernetwork training (training curves: running mean over {smooth} steps)",
-                      height=380, width=1300)
-    return fig
-
-
-def save_html(fig: go.Figure | list[go.Figure], path: str | Path) -> Path:
-    """Write one standalone HTML file (plotly.js inlined, works offline) with one or more figures."""
-    figs = fig if isinstance(fig, list) else [fig]
-    parts = [f.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, f in enumerate(figs)]
-    html = "<!DOCTYPE html><html><head><meta charset='utf-8'></head><body>\n" + "\n".join(parts) + "\n</body></html>\n"
-    return write_text(path, html)

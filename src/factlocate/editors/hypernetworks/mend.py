@@ -13,9 +13,9 @@ from pathlib import Path
 
 import torch
 
-from factlocate.editors import hyper_editor, hypernet
+from factlocate.editors.hypernetworks import hyper_editor, hypernet
 from factlocate.editors.base import EditResult, Editor
-from factlocate.editors.mend_net import MendNet
+from factlocate.editors.hypernetworks.mend_net import MendNet
 
 NAME = "mend"
 

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from factlocate.editors.hypernet import softmax_rank1
+from factlocate.editors.hypernetworks.hypernet import softmax_rank1
 
 
 class Conditioner(nn.Module):

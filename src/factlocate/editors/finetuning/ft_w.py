@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from factlocate import arch
-from factlocate.editors import finetune
+from factlocate.editors.finetuning import finetune
 from factlocate.editors.base import Editor
 
 NAME = "ft-w"

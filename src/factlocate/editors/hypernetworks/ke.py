@@ -15,9 +15,9 @@ from pathlib import Path
 import torch
 
 from factlocate import arch, tokens
-from factlocate.editors import hyper_editor, hypernet
+from factlocate.editors.hypernetworks import hyper_editor, hypernet
 from factlocate.editors.base import EditResult, Editor
-from factlocate.editors.ke_net import KeNet
+from factlocate.editors.hypernetworks.ke_net import KeNet
 
 NAME = "ke"
 

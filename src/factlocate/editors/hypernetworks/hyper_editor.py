@@ -18,7 +18,7 @@ from typing import ClassVar
 import torch
 
 from factlocate import deltas as deltas_mod
-from factlocate.editors import hypernet, hypertrain
+from factlocate.editors.hypernetworks import hypernet, hypertrain
 from factlocate.editors.base import Computed, EditRequest, EditResult, HParams, edit
 from factlocate.errors import FactlocateError
 from factlocate.identity import identity

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from factlocate import arch, tokens
-from factlocate.editors.target_vector import STOP_LOSS, Batch, TargetResult, read_positions, work_dtype
+from factlocate.editors.keyvalue.target_vector import STOP_LOSS, Batch, TargetResult, read_positions, work_dtype
 from factlocate.forward import Capture, Inject, control, kv
 from factlocate.hooks.add_vector import AddVectors
 

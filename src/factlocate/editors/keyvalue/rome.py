@@ -13,7 +13,7 @@ For each request, in order, on the weights as the previous requests left them:
 vector (then ΔW maps k̄ exactly to v*); the default follows the original code
 and the paper's numbers.
 
-    from factlocate.editors import rome
+    from factlocate.editors.keyvalue import rome
     hp = rome.load("gemma-3-270m")
     result = rome.compute_edit(model, EditRequest("{} plays the sport of", "LeBron James", "football"), hp)
     with result.applied(model): ...
@@ -27,9 +27,10 @@ import torch
 from tqdm.auto import tqdm
 
 from factlocate import arch, deltas
+from factlocate.datasets.corpus import DEFAULT_CORPUS
 from factlocate.deltas import WeightDelta
-from factlocate.editors import context_templates as ct
-from factlocate.editors import key_stats, keys, target_vector
+from factlocate.editors.keyvalue import context_templates as ct
+from factlocate.editors.keyvalue import key_stats, keys, target_vector
 from factlocate.editors.base import Computed, EditRequest, EditResult, Editor, HParams as BaseHParams, StatsRequest, edit
 from factlocate.errors import FactlocateError
 
@@ -52,7 +53,7 @@ class HParams(BaseHParams):
     mom2_adjustment: bool = True
     context_template_lengths: list[list[int]] = field(default_factory=lambda: [[5, 10], [10, 10]])
     seed: int = 0  # seeds the context-template sampling
-    stats_corpus: str = key_stats.DEFAULT_CORPUS
+    stats_corpus: str = DEFAULT_CORPUS
     stats_tokens: int = 200_000
     stats_dtype: str = "float64"
     consistent_keys: bool = False

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 
 from factlocate import arch, tokens
-from factlocate.editors.keys import lookup_position
+from factlocate.editors.keyvalue.keys import lookup_position
 from factlocate.hooks.add_vector import AddVector
 
 
@@ -109,7 +109,7 @@ def optimise(
 ) -> TargetResult:
     """Optimise δ at `hook`, which must belong to block `layer` (see the module docstring)."""
     if fast:
-        from factlocate.editors.target_batch import optimise_many
+        from factlocate.editors.keyvalue.target_batch import optimise_many
 
         return optimise_many(model, [batch], hook, layer, v_num_grad_steps, v_lr, v_weight_decay,
                              clamp_norm_factor, kl_factor, progress=progress)[0]
