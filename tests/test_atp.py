@@ -67,6 +67,25 @@ def test_verified_cells_equal_the_exact_engine(tiny_gpt2):
     np.testing.assert_allclose(values, screened.scores, atol=1e-6, rtol=0)
 
 
+def test_budgeted_cells_equal_the_exact_engine(tiny_gpt2):
+    common = dict(kind="mlp", window=1, samples=2, noise=0.05)
+    exact = trace(tiny_gpt2, PROMPT, SUBJECT, **common)
+    budgeted = trace(tiny_gpt2, PROMPT, SUBJECT, method="atp+budget", budget=0.3, **common)
+    mask, before = budgeted.exact_mask, budgeted.before_subject
+    after = mask[~before]
+    assert after.sum() == int(np.ceil(0.3 * after.size)) and mask[before].all()
+    np.testing.assert_allclose(budgeted.scores[mask], exact.scores[mask], atol=1e-6, rtol=0)
+    np.testing.assert_allclose(budgeted.scores[~mask], budgeted.estimates[~mask], atol=0, rtol=0)
+    # the cells run exactly are the ones AtP ranks highest, and replaying the mode gives the same grid
+    from factlocate.tracing import verify
+
+    values, replayed = verify.replay_budget(budgeted.estimates, exact.scores, budgeted.low_score, before, 0.3)
+    np.testing.assert_array_equal(replayed, mask)
+    np.testing.assert_allclose(values, budgeted.scores, atol=1e-6, rtol=0)
+    with pytest.raises(FactlocateError, match="budget must be a share"):
+        trace(tiny_gpt2, PROMPT, SUBJECT, method="atp+budget", budget=0, **common)
+
+
 def test_str_keeps_length_and_equals_running_the_swapped_prompts(tiny_gpt2):
     from factlocate.datasets.known_facts import load_facts
 

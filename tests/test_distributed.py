@@ -10,7 +10,7 @@ ray = pytest.importorskip("ray")
 
 from factlocate import datasets  # noqa: E402
 from factlocate.distributed import RayOptions, workers  # noqa: E402
-from factlocate.editors.keyvalue import key_stats  # noqa: E402
+from factlocate.editors.keyvalue import key_stats, key_stats_ray  # noqa: E402
 from factlocate.evaluation import runner  # noqa: E402
 from factlocate.tracing import RunSpec  # noqa: E402
 from factlocate.tracing.facts import FactSetSpec, run_facts  # noqa: E402
@@ -138,7 +138,7 @@ def test_sharded_statistics_equal_single_process(tiny_gpt2, pool, tmp_path, monk
     monkeypatch.setenv("FACTLOCATE_CACHE", str(tmp_path / "single"))
     single = key_stats.key_stats(tiny_gpt2, [1, 2], tokens_budget=3000, batch_tokens=512, progress=False)
     monkeypatch.setenv("FACTLOCATE_CACHE", str(tmp_path / "sharded"))
-    sharded = key_stats.key_stats_on(pool, [1, 2], tokens_budget=3000, batch_tokens=512, batches_per_shard=2)
+    sharded = key_stats_ray.key_stats_on(pool, [1, 2], tokens_budget=3000, batch_tokens=512, batches_per_shard=2)
     for layer in (1, 2):
         a, b = single[layer], sharded[layer]
         assert a.n_tokens == b.n_tokens and a.n_texts == b.n_texts and a.meta == b.meta

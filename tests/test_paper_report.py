@@ -81,12 +81,12 @@ def test_changed_settings_rerun_only_their_sections(tiny_settings, tmp_path):
 
     fewer = dataclasses.replace(tiny_settings, curie_editors=("ft",))
     build(fewer, tmp_path, progress=False, log=lambda m: None)
-    seconds = json.loads((tmp_path / "curie" / "timing.json").read_text())["seconds"]
+    seconds = json.loads((tmp_path / "curie" / "time.json").read_text())["seconds"]
     logs = []
     build(tiny_settings, tmp_path, progress=False, log=logs.append)  # one editor more in Figure 6
     assert logs == ["factlocate report: Figure 6: generations after rewriting Pierre Curie's field"]
     # The earlier call's time still counts: its results are reused.
-    assert json.loads((tmp_path / "curie" / "timing.json").read_text())["seconds"] > seconds
+    assert json.loads((tmp_path / "curie" / "time.json").read_text())["seconds"] > seconds
 
 
 def test_an_editor_subset_keeps_the_tables_order():
@@ -200,22 +200,32 @@ def test_an_unfinished_sequential_section_names_the_runs_left(tiny_settings, tmp
     assert "Still to run: rome (2 of 2 edits), ft." in shown()
 
 
-def test_a_killed_sections_time_counts_when_it_is_finished(tmp_path, monkeypatch):
-    import importlib
+def test_a_killed_sections_time_counts_when_it_is_finished(tmp_path):
     import time
 
-    build_mod = importlib.import_module("factlocate.paper.build")  # the package exports its function `build`
+    from factlocate.runfolder import RunFolder
 
-    monkeypatch.setattr(build_mod, "TICK", 0.01)
     with pytest.raises(KeyboardInterrupt):
-        with build_mod._clock(tmp_path):
+        with RunFolder(tmp_path).clock(tick=0.01):
             time.sleep(0.1)
             raise KeyboardInterrupt  # the first call dies part way
-    first = json.loads((tmp_path / "elapsed.json").read_text())["seconds"]
+    first = json.loads((tmp_path / "time.json").read_text())["seconds"]
     assert first >= 0.1
-    with build_mod._clock(tmp_path) as elapsed:
+    with RunFolder(tmp_path).clock(tick=0.01) as elapsed:
         time.sleep(0.05)
     assert elapsed() >= first + 0.05
+
+
+def test_a_section_folder_written_before_time_json_keeps_its_time(tmp_path):
+    import importlib
+
+    build_mod = importlib.import_module("factlocate.paper.build")  # the package exports its function `build`
+    (tmp_path / "timing.json").write_text(json.dumps({"seconds": 100.0}))
+    (tmp_path / "elapsed.json").write_text(json.dumps({"seconds": 5.0}))
+    assert build_mod._legacy_seconds(tmp_path) == 105.0
+    build_mod._carry_legacy_time(tmp_path)
+    assert json.loads((tmp_path / "time.json").read_text())["seconds"] == 105.0
+    assert not (tmp_path / "timing.json").exists() and not (tmp_path / "elapsed.json").exists()
 
 
 def test_figure5_names_every_layer_tied_for_the_best_score():

@@ -74,18 +74,23 @@ def test_same_inputs_give_same_edit(tiny_gpt2, gpt2_edit):
     assert torch.equal(result.deltas[0].delta, again.deltas[0].delta)
 
 
-@pytest.mark.parametrize("name", ["gptj", "llama", "gemma3"])
-def test_fast_and_plain_v_star_agree(tiny_dirs, name):
+@pytest.mark.parametrize("name", ["gpt2", "gptj", "llama", "gemma3"])
+@pytest.mark.parametrize("where", ["mlp", "resid"])  # ROME's v* (MLP output) and MEMIT's z (residual)
+def test_skipped_blocks_equal_the_plain_path(tiny_dirs, name, where):
+    """The fast path runs the blocks below the edited layer once and each step from that layer up (and only the
+    positions from the fact token on); the plain path runs every block on whole rows with full logits."""
     from factlocate import load_model
 
     model = load_model(tiny_dirs[name])
     batch = target_vector.build_batch(model, REQUEST.prompt, REQUEST.subject, "Rome", TEMPLATES)
+    hook = arch.hook_mlp_value(2) if where == "mlp" else arch.hook_resid(2)
     out = {}
     for fast in (True, False):
         with torch.enable_grad():
-            out[fast] = target_vector.optimise(model, batch, arch.hook_mlp_value(2), 2, v_num_grad_steps=4, fast=fast)
-    assert torch.allclose(out[True].target, out[False].target, atol=1e-4)
-    assert len(out[True].losses) == 4
+            out[fast] = target_vector.optimise(model, batch, hook, 2, v_num_grad_steps=4, fast=fast)
+    torch.testing.assert_close(out[True].v_init, out[False].v_init, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out[True].target, out[False].target, atol=1e-4, rtol=1e-4)
+    assert len(out[True].losses) == len(out[False].losses) == 4  # the same steps
 
 
 def test_sequential_requests_and_consistent_keys(tiny_model):

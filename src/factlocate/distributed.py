@@ -101,13 +101,13 @@ def _task_noise(worker, payload):
 
 
 def _task_stats_plan(worker, payload):
-    from factlocate.editors.keyvalue.key_stats import plan
+    from factlocate.editors.keyvalue.key_stats_ray import plan
 
     return plan(worker.model, **payload)
 
 
 def _task_stats_shard(worker, payload):
-    from factlocate.editors.keyvalue.key_stats import shard_texts
+    from factlocate.editors.keyvalue.key_stats_ray import shard_texts
 
     return shard_texts(worker.model, payload["layers"], payload["texts"], payload["dtype"], payload["max_len"])
 

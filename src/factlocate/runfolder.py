@@ -17,7 +17,9 @@ writes the files, so a Ray run leaves the same folder as a local one and resumes
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -31,7 +33,7 @@ from factlocate.io import read_json, to_jsonable, write_json
 PARAMS, DONE, TIME = "params.json", "done.json", "time.json"
 
 
-def _plain(obj):
+def plain(obj):
     """What `obj` reads back as from JSON (tuples become lists, tensors lists, ...)."""
     return json.loads(json.dumps(to_jsonable(obj), default=str))
 
@@ -44,6 +46,7 @@ class RunFolder:
     group: str = "cases"  # the default item group (a run may keep several: "final", "unedited", ...)
     prefix: str = ""  # item file names are f"{prefix}{key}.json"
     _opened: float | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self):
         self.path = Path(self.path)
@@ -55,10 +58,10 @@ class RunFolder:
         """Write params.json, or check it against the run already in the folder.
 
         Other parameters are refused with a one-line error naming what changed; `overwrite=True`
-        discards the old items instead (None: the command offers no --overwrite). `same(old, new)` replaces plain equality where old runs saved a field
-        another way. The folder's clock starts here.
+        discards the old items instead (None: the command offers no --overwrite). `same(old, new)` replaces
+        equality where old runs saved a field another way. The folder's clock starts here.
         """
-        params = _plain(params)
+        params = plain(params)
         path = self.path / PARAMS
         if path.exists() and not overwrite:
             old = read_json(path)
@@ -125,19 +128,42 @@ class RunFolder:
 
     def _tick(self) -> None:
         """Add the seconds since the last tick to time.json (a session's time survives an interruption)."""
-        if self._opened is None:
-            return
-        now = time.perf_counter()
-        path = self.path / TIME
-        spent = read_json(path)["seconds"] if path.exists() else 0.0
-        write_json(path, {"seconds": spent + (now - self._opened)})
-        self._opened = now
+        with self._lock:
+            if self._opened is None:
+                return
+            now = time.perf_counter()
+            path = self.path / TIME
+            spent = read_json(path)["seconds"] if path.exists() else 0.0
+            write_json(path, {"seconds": spent + (now - self._opened)})
+            self._opened = now
 
     def seconds(self) -> float:
         """Compute seconds spent in this folder so far, every session together."""
         self._tick()
         path = self.path / TIME
         return read_json(path)["seconds"] if path.exists() else 0.0
+
+    @contextlib.contextmanager
+    def clock(self, tick: float = 30.0):
+        """Count wall time into time.json while one long step runs (every `tick` seconds, and at the end), so a
+        call killed part way still counts; yields a reader of the folder's total seconds."""
+        if self._opened is None:
+            self._opened = time.perf_counter()
+        stop = threading.Event()
+
+        def ticker():
+            while not stop.wait(tick):
+                self._tick()
+
+        thread = threading.Thread(target=ticker, daemon=True)
+        thread.start()
+        try:
+            yield self.seconds
+        finally:
+            stop.set()
+            thread.join()
+            self._tick()
+            self._opened = None  # the time after the step is not the step's
 
     @property
     def done(self) -> bool:

@@ -91,15 +91,16 @@ def markdown(rows: list[dict], base_rev: str, new_rev: str, command: str, stamp:
     lines = [f"## A/B: this checkout ({new_rev}) against {base_rev}, alternated", "", stamp, "",
              f"`{command}`. Each cell: median seconds over the rounds (each round A B or B A); the ratio is "
              "new / base (below 1: faster). Same digest: the two checkouts' trace grids are equal bit for bit, "
-             "and |Δ‖δ‖| is the difference of the ROME deltas' norms.", "",
-             "| model | work | base s | new s | new / base | runs each | same results |", "|---|---|---:|---:|---:|---:|---|"]
+             "and 'delta norms differ by' compares the two checkouts' ROME deltas.", "",
+             "| model | work | base s | new s | new / base | runs each | same results |",
+             "|---|---|---:|---:|---:|---:|---|"]
     for row in rows:
         b, n = row["base"], row["new"]
         same_trace = {r["trace_digest"] for r in b} == {r["trace_digest"] for r in n}
         d_norm = max(abs(x["delta_norm"] - y["delta_norm"]) for x in b for y in n)
         for key, label, same in (("trace_s", "batched trace, 3 kinds x 10 samples", "digest equal" if same_trace
                                   else "digest differs"),
-                                 ("rome_s", "one ROME edit", f"|Δ‖δ‖| {d_norm:.1e}")):
+                                 ("rome_s", "one ROME edit", f"delta norms differ by {d_norm:.1e}")):
             mb, mn = _median(b, key), _median(n, key)
             lines.append(f"| {row['model']} | {label} | {mb:.1f} | {mn:.1f} | {mn / mb:.2f} | {len(b)} | {same} |")
     return "\n".join(lines)

@@ -159,7 +159,7 @@ def run_edit(args) -> int:
 
 def run_stats(args) -> int:
     from factlocate.datasets.corpus import DEFAULT_CORPUS, corpus_texts
-    from factlocate.editors.keyvalue import key_stats
+    from factlocate.editors.keyvalue import key_stats, key_stats_ray
     from factlocate.models import DEFAULT_MODEL, load_model
 
     layers = parse_layers(args.layers)
@@ -185,7 +185,7 @@ def run_stats(args) -> int:
         with workers(options, args.model or DEFAULT_MODEL) as pool:
             n_layers = pool.info()["n_layers"]
             parse_layers(args.layers, n_layers)  # range check
-            out = key_stats.key_stats_on(pool, layers, corpus, args.tokens, args.dtype, args.max_text_tokens,
+            out = key_stats_ray.key_stats_on(pool, layers, corpus, args.tokens, args.dtype, args.max_text_tokens,
                                          path=args.out)
     for layer, s in out.items():
         path = args.out or key_stats.stats_path(s.meta)

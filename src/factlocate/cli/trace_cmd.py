@@ -61,9 +61,12 @@ def _run_args(p) -> None:
     p.add_argument("--window", type=int, default=10, help="layers restored around an mlp/attn site (default 10)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--engine", choices=["batched", "naive"], default="batched")
-    p.add_argument("--method", choices=["exact", "atp", "atp+verify"], default="exact",
-                   help="exact restored runs (default), attribution patching, or AtP with the top sites run exactly")
+    p.add_argument("--method", choices=["exact", "atp", "atp+verify", "atp+budget"], default="exact",
+                   help="exact restored runs (default), attribution patching, AtP with the top sites run exactly "
+                        "(verify: with a bound; budget: a fixed share)")
     p.add_argument("--top", type=int, default=10, help="atp+verify: sites per grid run exactly (default 10)")
+    p.add_argument("--budget", type=float, default=0.5,
+                   help="atp+budget: share of each grid's cells from the subject on run exactly (default 0.5)")
     p.add_argument("--graddrop", action="store_true", help="atp: add AtP*'s GradDrop against cancellation")
     p.add_argument("--corrupt", choices=corruption.names(), default="noise",
                    help="noise on the subject embeddings (default) or symmetric token replacement")
@@ -76,7 +79,8 @@ def _run_spec(args):
 
     return RunSpec(samples=args.samples, noise=args.noise, replace=getattr(args, "replace", False),
                    seed=args.seed, engine=args.engine, method=args.method, corrupt=args.corrupt,
-                   metric=args.metric, top=args.top, graddrop=args.graddrop)
+                   metric=args.metric, top=args.top, graddrop=args.graddrop,
+                   budget=args.budget)
 
 
 def run_trace(args) -> int:

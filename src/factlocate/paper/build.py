@@ -8,16 +8,17 @@ holds entries the finished run lacks runs the section with both lists joined, so
 drops out of done.json (its rows are reused, not recomputed). Its wall
 time, summed over the calls that did work in its folder (a call with other settings, e.g.
 more editors, adds its time to the earlier calls' whose results the runners reuse), is kept
-in `DIR/<folder>/timing.json`. While a
-section runs, `DIR/<folder>/elapsed.json` is rewritten every `TICK` seconds, so the time of a
+in `DIR/<folder>/time.json`, rewritten every `TICK` seconds while the section runs, so the time of a
 call that is killed before the section is done still counts when the next call finishes it.
+
+Each section's folder is a `factlocate.runfolder.RunFolder` for its done marker and its clock (its
+parameters are not checked the run-folder way: a finished section answers a call that asks for fewer
+editors, and a call for more widens it). Folders written before the run folder (timing.json for finished
+calls, elapsed.json for a call part way) are read and carried into time.json.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import threading
-import time
 from pathlib import Path
 
 from factlocate.errors import FactlocateError
@@ -25,6 +26,7 @@ from factlocate.io import read_json, write_json, write_text
 from factlocate.paper import page
 from factlocate.paper.sections import COMPUTE_ORDER, SECTIONS, Context, asdict, params_json
 from factlocate.paper.settings import ReportSettings
+from factlocate.runfolder import TIME, RunFolder
 
 
 NOT_RUN = "No results yet: run the command above, or `factlocate report` for the whole page."
@@ -36,8 +38,8 @@ TICK = 30.0  # seconds between writes of a running section's elapsed time
 
 def _held(ctx: Context, section) -> dict | None:
     """The parameters a finished run in the section's folder ran with (its done.json), or None."""
-    marker = ctx.folder(section.folder) / "done.json"
-    return read_json(marker).get("params") if marker.exists() else None
+    marker = RunFolder(ctx.folder(section.folder)).finished()
+    return marker.get("params") if marker else None
 
 
 def _widened(ctx: Context, section, held: dict | None) -> ReportSettings:
@@ -90,42 +92,26 @@ def _finished(ctx: Context, section) -> ReportSettings | None:
     return settings if held == params_json(section, settings) else None
 
 
+def _legacy_seconds(folder: Path) -> float | None:
+    """A folder written before time.json: its finished calls' time plus a call stopped part way."""
+    parts = [read_json(folder / name)["seconds"] for name in ("timing.json", "elapsed.json") if (folder / name).exists()]
+    return sum(parts) if parts else None
+
+
 def _seconds(ctx: Context, section) -> float | None:
-    path = ctx.folder(section.folder) / "timing.json"
-    return read_json(path)["seconds"] if path.exists() else None
+    """The section's wall time, every call that did work in its folder together (None: none has)."""
+    folder = ctx.folder(section.folder)
+    if (folder / TIME).exists():
+        return read_json(folder / TIME)["seconds"]
+    return _legacy_seconds(folder)
 
 
-def _seconds_so_far(ctx: Context, section) -> float | None:
-    """Finished calls' time plus that of a call stopped (or still running) part way, None if neither."""
-    path = ctx.folder(section.folder) / "elapsed.json"
-    if not path.exists():
-        return _seconds(ctx, section)
-    return (_seconds(ctx, section) or 0.0) + read_json(path)["seconds"]
-
-
-@contextlib.contextmanager
-def _clock(folder: Path):
-    """Count a section's wall time into `folder/elapsed.json` (with earlier, unfinished calls'); yield a reader."""
-    path = folder / "elapsed.json"
-    before = read_json(path)["seconds"] if path.exists() else 0.0
-    start, stop, end = time.perf_counter(), threading.Event(), []
-
-    def total() -> float:  # frozen once the section's work has ended
-        return before + (end[0] if end else time.perf_counter()) - start
-
-    def tick():
-        while not stop.wait(TICK):
-            write_json(path, {"seconds": total()})
-
-    thread = threading.Thread(target=tick, daemon=True)
-    thread.start()
-    try:
-        yield total
-    finally:
-        end.append(time.perf_counter())
-        stop.set()
-        thread.join()
-        write_json(path, {"seconds": total()})
+def _carry_legacy_time(folder: Path) -> None:
+    legacy = _legacy_seconds(folder)
+    if legacy is not None and not (folder / TIME).exists():
+        write_json(folder / TIME, {"seconds": legacy})
+    for name in ("timing.json", "elapsed.json"):
+        (folder / name).unlink(missing_ok=True)
 
 
 def compute(ctx: Context, log=print, only: tuple[str, ...] | None = None) -> list[str]:
@@ -138,12 +124,11 @@ def compute(ctx: Context, log=print, only: tuple[str, ...] | None = None) -> lis
             continue
         log(f"factlocate report: {section.title}")
         folder, wide = ctx.folder(section.folder), _widened(ctx, section, _held(ctx, section))
-        earlier = _seconds(ctx, section) or 0.0  # finished calls with other settings
-        with _clock(folder) as elapsed:
+        _carry_legacy_time(folder)  # earlier calls, finished with other settings or stopped part way
+        run = RunFolder(folder)
+        with run.clock(TICK):
             section.compute(ctx.with_settings(wide))
-        write_json(folder / "timing.json", {"seconds": earlier + elapsed()})
-        write_json(folder / "done.json", {"params": params_json(section, wide)})
-        (folder / "elapsed.json").unlink()
+        run.finish({"params": params_json(section, wide)})
         ran.append(key)
     return ran
 
@@ -168,7 +153,7 @@ def render(ctx: Context) -> str:
         done, here = shown is not None, ctx.with_settings(shown) if shown is not None else ctx
         parts.append(dict(key=section.key, title=section.title, settings=section.params(here.settings),
                           command=section.command(here.settings, ctx.out), finished=done,
-                          seconds=_seconds(ctx, section) if done else _seconds_so_far(ctx, section),
+                          seconds=_seconds(ctx, section),
                           paper=section.paper() if section.paper else None,
                           blocks=_blocks(here, section, done)))
     return page.page(f"factlocate: the ROME paper on {s.model}", intro, parts)

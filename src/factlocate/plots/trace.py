@@ -62,7 +62,7 @@ def _exact_markers(r: TraceResult, showlegend: bool = True) -> go.Scatter | None
 def _method_note(r: TraceResult) -> str:
     if r.method == "exact":
         return ""
-    return " — AtP estimates" + ("; circled cells exact" if r.method == "atp+verify" else "")
+    return " — AtP estimates" + ("; circled cells exact" if r.method in ("atp+verify", "atp+budget") else "")
 
 
 def trace_heatmap(r: TraceResult) -> go.Figure:

@@ -22,7 +22,7 @@ from factlocate.tracing.readout import METRICS, Readout
 KINDS = ("hidden", "mlp", "attn")
 ENGINES = ("batched", "naive")
 NOISE_DRAWS = ("same", "reference")
-METHODS = ("exact", "atp", "atp+verify")
+METHODS = ("exact", "atp", "atp+verify", "atp+budget")
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,14 @@ class RunSpec:
     seed: int = 1  # seeds the RandomState the noise is drawn from
     engine: str = "batched"  # batched (default) or naive (one forward per site)
     chunk_rows: int = 256  # rows per forward pass of the batched engine
-    method: str = "exact"  # exact, atp (attribution patching) or atp+verify (AtP, then the top sites exactly)
+    method: str = "exact"  # exact, atp (attribution patching), atp+verify (AtP, then the top sites exactly, with a
+    # bound) or atp+budget (AtP, then a fixed share of the sites exactly)
     corrupt: str = "noise"  # a registered corruption (`corruption.CORRUPTIONS`): noise (the paper's), str, ...
     metric: str = "prob"  # prob (the paper's), logprob or logit_diff
     top: int = 10  # atp+verify: sites per grid verified exactly (plus those the bound cannot rule out)
     graddrop: bool = False  # atp: AtP*'s GradDrop against cancellation (one backward pass per layer)
+    budget: float = 0.5  # atp+budget: share of cells (from the subject on) run exactly; chosen on dev facts:
+    # tools/atp_budget.py, notes/atp.md
 
     def __post_init__(self):
         if not isinstance(self.samples, int) or self.samples < 1:
@@ -51,12 +54,14 @@ class RunSpec:
         if not isinstance(self.chunk_rows, int) or self.chunk_rows < 1:
             raise FactlocateError("chunk_rows must be at least 1")
         if self.method not in METHODS:
-            raise FactlocateError(f"unknown method {self.method!r}: use exact, atp or atp+verify")
+            raise FactlocateError(f"unknown method {self.method!r}: use {', '.join(METHODS)}")
         corruption.get(self.corrupt)  # a registered corruption
         if self.metric not in METRICS:
             raise FactlocateError(f"unknown metric {self.metric!r}: use prob, logprob or logit_diff")
         if not isinstance(self.top, int) or self.top < 1:
             raise FactlocateError(f"top must be a positive integer, got {self.top!r}")
+        if not isinstance(self.budget, (int, float)) or not 0 < self.budget <= 1:
+            raise FactlocateError(f"budget must be a share of cells in (0, 1], got {self.budget!r}")
 
 
 @dataclass(frozen=True)

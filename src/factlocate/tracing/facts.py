@@ -29,7 +29,7 @@ from factlocate import tokens
 from factlocate.errors import FactlocateError
 from factlocate.datasets.known_facts import SHIPPED, load_facts
 from factlocate.io import read_json, write_json, write_text
-from factlocate.runfolder import PARAMS, RunFolder
+from factlocate.runfolder import PARAMS, RunFolder, plain
 from factlocate.tracing.core import KINDS, GridSpec, RunSpec, clean_prediction
 from factlocate.tracing.noise import resolve_noise
 from factlocate.tracing.result import TraceResult
@@ -107,6 +107,7 @@ def _same_spec(old: dict, new: dict) -> bool:
     spec = dict(old.get("spec") or {})
     if spec.get("sever") is None or isinstance(spec.get("sever"), str):  # saved when one severed kind was a string
         spec["sever"] = [spec["sever"]] if spec.get("sever") else []
+    spec["run"] = {**plain(asdict(RunSpec())), **spec.get("run", {})}  # fields added since: their defaults
     return spec == new["spec"]
 
 

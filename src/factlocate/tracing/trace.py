@@ -59,7 +59,8 @@ def trace_kinds(model, prompt: str, subject: str, grids=KINDS, run: RunSpec | No
     `Noise` (fact-set runs measure sigma once; by default `run.noise` is resolved here), and the
     `str` corruption swaps the subject for facts of `partners` (default: the shipped known facts),
     of the same `relation` where possible. `run.method` chooses exact
-    tracing, attribution patching (`atp`) or AtP with exact verification (`atp+verify`).
+    tracing, attribution patching (`atp`), AtP with exact verification (`atp+verify`), or AtP with a fixed
+    share of cells run exactly (`atp+budget`).
     """
     run = run or RunSpec()
     grids = _grids(grids)
@@ -73,9 +74,10 @@ def trace_kinds(model, prompt: str, subject: str, grids=KINDS, run: RunSpec | No
     if run.method == "atp":
         scores, low, _ = atp.estimate(model, prep, grids, positions, run.graddrop)
         exact, estimates = [np.zeros(s.shape, dtype=bool) for s in scores], scores
-    elif run.method == "atp+verify":
+    elif run.method in ("atp+verify", "atp+budget"):
+        budget = run.budget if run.method == "atp+budget" else None
         scores, exact, low, estimates, _ = verify.screen_and_verify(model, prep, grids, positions, run.top,
-                                                                    run.graddrop, progress)
+                                                                    run.graddrop, progress, budget)
     elif run.engine == "batched":
         scores, low = batched.run_jobs(model, prep, grids, positions, progress=progress)
     else:

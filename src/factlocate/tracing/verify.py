@@ -15,6 +15,11 @@ Per grid:
 4. The returned grid holds exact values in verified cells and estimates elsewhere, with a
    mask saying which is which. Cells before the subject are exact without a forward pass
    (the corrupted score), and are marked exact.
+
+The budgeted mode (`atp+budget`) has no bound and no loop: the `budget` share of each grid's cells
+(from the subject on) that AtP ranks highest is run exactly, once. Its cost is fixed in advance; how
+often it holds the exact top cells is measured, never assumed (`tools/atp_budget.py` replays it over
+fact sets that have both an AtP and an exact grid, and `notes/atp.md` gives the recall).
 """
 from __future__ import annotations
 
@@ -53,6 +58,32 @@ def verify_grid(est: np.ndarray, upper: np.ndarray, low: float, before_subject: 
     return values, mask
 
 
+def budget_cells(upper: np.ndarray, before_subject: np.ndarray, budget: float) -> set:
+    """The ceil(budget x cells from the subject on) cells with the largest `upper`: those run exactly."""
+    eligible = np.ones(upper.shape, dtype=bool)
+    eligible[before_subject, :] = False
+    n = int(np.ceil(budget * eligible.sum()))
+    order = np.argsort(-np.where(eligible, upper, -np.inf), axis=None)[:n]
+    return {tuple(int(x) for x in np.unravel_index(k, upper.shape)) for k in order}
+
+
+def budget_grid(est: np.ndarray, upper: np.ndarray, low: float, before_subject: np.ndarray, budget: float,
+                run_exact) -> tuple[np.ndarray, np.ndarray]:
+    """The budgeted mode on one grid: (values, mask of exact cells); `run_exact` as in `verify_grid`."""
+    mask = np.zeros(est.shape, dtype=bool)
+    mask[before_subject, :] = True
+    values = np.where(mask, low, est)
+    cells = budget_cells(upper, before_subject, budget)
+    for c, v in (run_exact(cells) if cells else {}).items():
+        values[c], mask[c] = v, True
+    return values, mask
+
+
+def replay_budget(est: np.ndarray, exact: np.ndarray, low: float, before_subject: np.ndarray, budget: float):
+    """What `atp+budget` returns, given the AtP estimates and the full exact grid of the same draws."""
+    return budget_grid(est, est, low, before_subject, budget, lambda cells: {c: exact[c] for c in cells})
+
+
 def replay(est: np.ndarray, exact: np.ndarray, low: float, before_subject: np.ndarray, top: int):
     """What `atp+verify` returns, given the AtP estimates and the full exact grid of the same noise draws
     (without GradDrop): the fidelity comparison uses it over fact sets that already have both grids."""
@@ -60,8 +91,10 @@ def replay(est: np.ndarray, exact: np.ndarray, low: float, before_subject: np.nd
 
 
 def screen_and_verify(model, prep: Prepared, grids: list[GridSpec], positions: list[int], top: int,
-                      graddrop: bool = False, progress: bool = False):
-    """(grids, masks of exact cells, corrupted score, AtP estimates, verified cell counts)."""
+                      graddrop: bool = False, progress: bool = False, budget: float | None = None):
+    """(grids, masks of exact cells, corrupted score, AtP estimates, verified cell counts).
+
+    With `budget`, the budgeted mode (a fixed share of cells, no bound) replaces the bound's loop."""
     estimates, low, magnitudes = atp.estimate(model, prep, grids, positions, graddrop)
     before = rows_before_subject(positions, prep.subject_range)
     out, masks, counts = [], [], []
@@ -73,7 +106,10 @@ def screen_and_verify(model, prep: Prepared, grids: list[GridSpec], positions: l
             exact, _ = batched.run_jobs(model, prep, [grid], positions, progress=progress, cells=[cells])
             return {c: exact[0][c] for c in cells}
 
-        values, mask = verify_grid(est, upper, low, before, top, run_exact)
+        if budget is None:
+            values, mask = verify_grid(est, upper, low, before, top, run_exact)
+        else:
+            values, mask = budget_grid(est, upper, low, before, budget, run_exact)
         out.append(values)
         masks.append(mask)
         counts.append(int(mask.sum()))

@@ -34,7 +34,7 @@ class TrainedHParams(HParams):
     NETWORK: ClassVar[tuple[str, ...]] = ()
 
     data: str = "wikitext"  # what the network is trained on: wikitext, cf or zsre
-    checkpoint: str | None = None  # a checkpoint file or train-editor's --out folder; default: the variant's cache folder
+    checkpoint: str | None = None  # a checkpoint file or train-editor's --out folder; default: the cache's
     n_blocks: int = 3  # the MLPs of the last n_blocks blocks are edited
     lr: float = 1e-5  # the network's Adam learning rate
     cedit: float = 0.1  # weight of the edit loss

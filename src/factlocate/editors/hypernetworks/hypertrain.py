@@ -40,6 +40,7 @@ from factlocate.editors.hypernetworks import hypernet
 from factlocate.errors import FactlocateError
 from factlocate.identity import identity
 from factlocate.io import atomic_path, read_json, write_json
+from factlocate.runfolder import RunFolder
 
 DATA_KINDS = ("cf", "zsre", "wikitext")
 
@@ -217,8 +218,15 @@ class Schedule:
 
 def train(model, net, update_fn, params: dict, schedule: Schedule, data: str, out: str | Path,
           cedit: float, cloc: float, lr: float, lr_lr: float | None, editor: str, progress: bool = True) -> dict:
-    """Train `net` (resuming from DIR/last.safetensors); return the log. `params` is saved in checkpoints."""
+    """Train `net` (resuming from DIR/last.safetensors); return the log. `params` is saved in checkpoints.
+
+    DIR is a run folder (`factlocate.runfolder`): a rerun with other settings (data, network, schedule, learning
+    rates, loss weights) is refused instead of resuming someone else's optimiser state, and done.json marks a
+    finished training."""
     out = Path(out)
+    folder = RunFolder(out).open({"editor": editor, "model_key": identity(model).key, "data": data, "params": params,
+                                  "schedule": asdict(schedule), "lr": lr, "lr_lr": lr_lr, "cedit": cedit,
+                                  "cloc": cloc})
     torch.manual_seed(schedule.seed)
     inners = hypernet.inner_params(model, params["n_blocks"])
     train_set, val_set, notes = examples(model, data, out, schedule.seed)
@@ -268,6 +276,7 @@ def train(model, net, update_fn, params: dict, schedule: Schedule, data: str, ou
     bar.close()
     save(last, net, opt, {**meta, "log": log})
     write_json(out / "log.json", {**meta, "log": log, "steps_per_second": log["step"] / max(log["seconds"], 1e-9)})
+    folder.finish({"steps": log["step"], "best_val": log["best_val"]})
     return log
 
 

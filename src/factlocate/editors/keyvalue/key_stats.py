@@ -65,7 +65,7 @@ class KeyStats:
         return self.n_tokens / self.seconds if self.seconds else float("nan")
 
 
-def _meta(model, layer, corpus, token_budget, dtype, max_text_tokens) -> StatsMeta:
+def stats_meta(model, layer, corpus, token_budget, dtype, max_text_tokens) -> StatsMeta:
     return StatsMeta(
         model=identity(model).key,
         arch=arch.family(model),
@@ -78,12 +78,12 @@ def _meta(model, layer, corpus, token_budget, dtype, max_text_tokens) -> StatsMe
     )
 
 
-def _file_name(meta: StatsMeta) -> str:
+def file_name(meta: StatsMeta) -> str:
     return f"{meta.model}_L{meta.layer}_{meta.corpus}_{meta.token_budget}tok_{meta.dtype}.pt"
 
 
 def stats_path(meta: StatsMeta, model=None) -> Path:
-    return cache_dir() / "stats" / _file_name(meta)
+    return cache_dir() / "stats" / file_name(meta)
 
 
 def _save(path: Path, payload: dict) -> None:
@@ -117,7 +117,7 @@ def load(path: str | Path, expect: StatsMeta | None = None) -> KeyStats:
 
 def check(stats: KeyStats, model, layer: int) -> KeyStats:
     """Refuse statistics made for another model, architecture, layer or MLP width."""
-    want = _meta(model, layer, DEFAULT_CORPUS, 1, stats.meta.dtype, stats.meta.max_text_tokens)
+    want = stats_meta(model, layer, DEFAULT_CORPUS, 1, stats.meta.dtype, stats.meta.max_text_tokens)
     for field in ("model", "arch", "layer", "d_mlp"):
         got, expected = getattr(stats.meta, field), getattr(want, field)
         if got != expected:
@@ -153,7 +153,7 @@ def key_stats(
         raise FactlocateError(f"the token budget must be positive, got {tokens_budget}")
     if path is not None and len(layers) != 1:
         raise FactlocateError("an explicit statistics path takes a single layer")
-    metas = {l: _meta(model, l, corpus, tokens_budget, dtype, max_text_tokens) for l in layers}
+    metas = {l: stats_meta(model, l, corpus, tokens_budget, dtype, max_text_tokens) for l in layers}
     paths = {l: Path(path) if path else stats_path(metas[l], model) for l in layers}
     done = {l: load(paths[l], metas[l]) for l in layers if paths[l].exists()}
     todo = [l for l in layers if l not in done]
@@ -173,7 +173,7 @@ def for_hparams(model, hp, progress: bool = True) -> dict[int, KeyStats]:
                      dtype=request.dtype, progress=progress)
 
 
-def _batches(model, texts, budget: int, batch_tokens: int, max_len: int, skip: int = 0):
+def text_batches(model, texts, budget: int, batch_tokens: int, max_len: int, skip: int = 0):
     """Yield (rows of token ids, texts consumed so far) in the order the statistics consume them.
 
     Texts are cut to `max_len` tokens; a batch closes at `batch_tokens` tokens or at the budget.
@@ -199,7 +199,7 @@ def _batches(model, texts, budget: int, batch_tokens: int, max_len: int, skip: i
         yield rows, n_texts
 
 
-def _max_len(model, max_text_tokens: int) -> int:
+def max_text_len(model, max_text_tokens: int) -> int:
     n_ctx = getattr(model.cfg, "n_ctx", None) or max_text_tokens
     return min(max_text_tokens, int(n_ctx))
 
@@ -235,7 +235,7 @@ def shard_sums(model, layers: list[int], batches: list[list[list[int]]], dtype: 
 def _accumulate(model, layers, corpus, metas, paths, batch_tokens, save_every, progress):
     meta0 = metas[layers[0]]
     budget, dt = meta0.token_budget, DTYPES[meta0.dtype]
-    max_len = _max_len(model, meta0.max_text_tokens)
+    max_len = max_text_len(model, meta0.max_text_tokens)
     partial = {l: paths[l].with_suffix(".partial.pt") for l in layers}
     d = int(model.cfg.d_mlp)
     sums = {l: torch.zeros(d, d, dtype=dt) for l in layers}
@@ -254,7 +254,7 @@ def _accumulate(model, layers, corpus, metas, paths, batch_tokens, save_every, p
     bar = tqdm(total=budget, initial=n_tokens, unit="tok", desc=f"key stats L{','.join(map(str, layers))}",
                disable=not progress)
     last_save = n_texts
-    for rows, n_texts in _batches(model, corpus_texts(corpus), budget - n_tokens, batch_tokens, max_len, n_texts):
+    for rows, n_texts in text_batches(model, corpus_texts(corpus), budget - n_tokens, batch_tokens, max_len, n_texts):
         start = time.perf_counter()
         part, count = batch_sums(model, layers, rows, meta0.dtype)
         for l in layers:
@@ -267,10 +267,10 @@ def _accumulate(model, layers, corpus, metas, paths, batch_tokens, save_every, p
                 _save(partial[l], payload(l))
             last_save = n_texts
     bar.close()
-    return _finish(layers, corpus, metas, paths, payload, n_tokens, partial)
+    return write_stats(layers, corpus, metas, paths, payload, n_tokens, partial)
 
 
-def _finish(layers, corpus, metas, paths, payload, n_tokens, partial=None):
+def write_stats(layers, corpus, metas, paths, payload, n_tokens, partial=None):
     if n_tokens == 0:
         raise FactlocateError(f"corpus {corpus!r} gave no tokens")
     out = {}
@@ -280,71 +280,3 @@ def _finish(layers, corpus, metas, paths, payload, n_tokens, partial=None):
             partial[l].unlink(missing_ok=True)
         out[l] = load(paths[l], metas[l])
     return out
-
-
-# ---------------------------------------------------------------- on Ray workers
-
-
-def plan(model, layers: list[int], corpus: str, tokens_budget: int, dtype: str, max_text_tokens: int,
-         batch_tokens: int) -> dict:
-    """What a sharded run needs from one worker: the metadata, and each batch as a [start, end) range of texts."""
-    metas = {l: _meta(model, l, corpus, tokens_budget, dtype, max_text_tokens) for l in layers}
-    ranges, first = [], 0
-    for _, n_texts in _batches(model, corpus_texts(corpus), tokens_budget, batch_tokens,
-                               _max_len(model, max_text_tokens)):
-        ranges.append((first, n_texts))
-        first = n_texts
-    return {"metas": metas, "ranges": ranges, "max_len": _max_len(model, max_text_tokens)}
-
-
-def shard_texts(model, layers: list[int], texts: list[list[str]], dtype: str, max_len: int) -> dict:
-    """`shard_sums` over batches given as texts (each batch the texts of one planned range)."""
-    batches = []
-    for batch in texts:
-        rows = [ids for ids in (tokens.encode(model, t)[:max_len] for t in batch) if len(ids) > 1]
-        batches.append(rows)
-    return shard_sums(model, layers, batches, dtype)
-
-
-def key_stats_on(pool, layers: list[int], corpus: str = DEFAULT_CORPUS, tokens_budget: int = 200_000,
-                 dtype: str = "float64", max_text_tokens: int = 1024, batch_tokens: int = 4096,
-                 batches_per_shard: int = 8, path: str | Path | None = None) -> dict[int, KeyStats]:
-    """`key_stats` with the batches spread over Ray workers; the driver sums the shards in float64.
-
-    The batches are the single-process run's (planned on one worker), so the result equals the
-    single-process statistics up to summation order. Files and metadata are the same.
-    """
-    layers = sorted(set(layers))
-    if path is not None and len(layers) != 1:
-        raise FactlocateError("an explicit statistics path takes a single layer")
-    (_, p), = pool.map("stats_plan", [("plan", dict(layers=layers, corpus=corpus, tokens_budget=tokens_budget,
-                                                      dtype=dtype, max_text_tokens=max_text_tokens,
-                                                      batch_tokens=batch_tokens))], desc="plan")
-    metas, ranges = p["metas"], p["ranges"]
-    paths = {l: Path(path) if path else cache_dir() / "stats" / _file_name(metas[l]) for l in layers}
-    done = {l: load(paths[l], metas[l]) for l in layers if paths[l].exists()}
-    todo = [l for l in layers if l not in done]
-    if not todo:
-        return done
-    texts = list(corpus_texts(corpus)) if not corpus.startswith("hf:") else None
-    if texts is None:
-        raise FactlocateError("sharded statistics read the corpus on the driver: use a shipped or local corpus")
-    shards = [ranges[i : i + batches_per_shard] for i in range(0, len(ranges), batches_per_shard)]
-    items = [(k, dict(layers=todo, texts=[texts[a:b] for a, b in shard], dtype=dtype, max_len=p["max_len"]))
-             for k, shard in enumerate(shards)]
-    results = dict(pool.map("stats_shard", items, desc="key stats shards"))
-    d = next(iter(results.values()))["sums"][todo[0]].shape[0]
-    sums = {l: torch.zeros(d, d, dtype=torch.float64) for l in todo}
-    n_tokens = 0
-    for k in range(len(shards)):  # in shard order
-        for l in todo:
-            sums[l] += results[k]["sums"][l].to(torch.float64)
-        n_tokens += results[k]["n_tokens"]
-    n_texts = ranges[-1][1] if ranges else 0
-
-    def payload(l):
-        return {"meta": asdict(metas[l]), "sum": sums[l].to(DTYPES[dtype]), "n_tokens": n_tokens,
-                "n_texts": n_texts, "seconds": 0.0}
-
-    done.update(_finish(todo, corpus, metas, paths, payload, n_tokens))
-    return done

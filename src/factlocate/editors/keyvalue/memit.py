@@ -38,7 +38,8 @@ from factlocate.datasets.corpus import DEFAULT_CORPUS
 from factlocate.deltas import WeightDelta
 from factlocate.editors.keyvalue import context_templates as ctx
 from factlocate.editors.keyvalue import key_stats, keys, post_norm, target_batch, target_vector
-from factlocate.editors.base import Computed, EditRequest, EditResult, Editor, HParams as BaseHParams, StatsRequest, edit
+from factlocate.editors.base import Computed, EditRequest, EditResult, Editor, StatsRequest, edit
+from factlocate.editors.base import HParams as BaseHParams
 from factlocate.editors.common import check_layers, check_no_conflicts
 from factlocate.forward import control
 

@@ -31,7 +31,8 @@ from factlocate.datasets.corpus import DEFAULT_CORPUS
 from factlocate.deltas import WeightDelta
 from factlocate.editors.keyvalue import context_templates as ct
 from factlocate.editors.keyvalue import key_stats, keys, target_vector
-from factlocate.editors.base import Computed, EditRequest, EditResult, Editor, HParams as BaseHParams, StatsRequest, edit
+from factlocate.editors.base import Computed, EditRequest, EditResult, Editor, StatsRequest, edit
+from factlocate.editors.base import HParams as BaseHParams
 from factlocate.errors import FactlocateError
 
 NAME = "rome"
