@@ -102,6 +102,10 @@ def test_killed_training_resumes_to_the_same_weights(tiny_gpt2, cf_file, tmp_pat
     b, meta = hypertrain.read(tmp_path / "resumed" / "last.safetensors")
     assert meta["log"]["step"] == 6 and sorted(a) == sorted(b)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    assert (tmp_path / "resumed" / "done.json").exists()
+    # the folder is a run folder: other settings do not resume someone else's optimiser
+    with pytest.raises(FactlocateError, match="other parameters"):
+        module.train(tiny_gpt2, _hp(editor, steps=6, lr=0.5), f"cf:{cf_file}", tmp_path / "resumed", progress=False)
 
 
 def test_checkpoint_for_another_model_is_refused_and_missing_one_says_how_to_train(

@@ -12,7 +12,6 @@ reported. No model runs: this reads the two runs' saved grids.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -96,4 +95,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import tools
+
+    tools.run("atp_budget", main)

@@ -20,7 +20,6 @@ residual (hidden) grid and severed paths are not in it.
 from __future__ import annotations
 
 import argparse
-import sys
 
 import numpy as np
 import torch
@@ -102,4 +101,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import tools
+
+    tools.run("atp_parity", main)

@@ -14,7 +14,6 @@ import argparse
 import cProfile
 import io
 import pstats
-import sys
 import time
 
 
@@ -70,4 +69,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    import tools
+
+    tools.run("profile_case", main)
