@@ -3,10 +3,12 @@
     from factlocate.tracing import trace
     result = trace(model, prompt, subject, kind="hidden")   # -> TraceResult
 
-Modules: `noise` (noise specs), `core` (`RunSpec`, `GridSpec`, prompt preparation),
-`naive` (one forward per site, the original algorithm), `batched` (the default
-exact engine), `trace` (the entry points), `result` (`TraceResult`), `facts`
-(fact-set runs, token buckets, AIE/ATE).
+Modules: `corruption` (the `Corruption` contract and registry), `noise` (noise specs, the
+`noise` corruption), `swap` (STR, the `str` corruption), `core` (`RunSpec`, `GridSpec`, prompt
+preparation), `naive` (one forward per site, the original algorithm), `batched` (the default
+exact engine), `atp` and `verify` (attribution patching, screened or budgeted), `trace` (the
+entry points), `result` (`TraceResult`), `facts` (fact-set runs, token buckets, AIE/ATE),
+`fidelity` (two fact-set runs compared), `layer_range` (MEMIT's range from traces).
 """
 from factlocate.tracing.core import KINDS, GridSpec, RunSpec, window_layers
 from factlocate.tracing.noise import Noise, parse_noise, resolve_noise
