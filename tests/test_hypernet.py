@@ -131,9 +131,11 @@ def test_evaluated_records_are_never_trained_on(tiny_gpt2, tmp_path):
            "subject": r["subject"], "ground_truth": "y", "rephrase_prompt": "a", "locality_prompt": "b",
            "locality_ground_truth": "y"}
     path = tmp_path / "cf.json"
-    path.write_text(json.dumps([row, {**row, "case_id": 999999}]))
+    # dropped: the evaluated case (by id), and another case holding its rewrite prompt (by text); kept: a clean one
+    clean = {**row, "case_id": 999998, "prompt": "Zzyzx is located in", "subject": "Zzyzx"}
+    path.write_text(json.dumps([row, {**row, "case_id": 999999}, clean]))
     train, val, notes = hypertrain.examples(tiny_gpt2, f"cf:{path}", tmp_path / "out", 0)
-    assert notes["dropped_evaluated"] == 1 and len(train) + len(val) == 1
+    assert notes["dropped_evaluated"] == 2 and len(train) + len(val) == 1
 
 
 def test_wikitext_examples_are_cached_per_model_and_shared(tiny_gpt2, tmp_path, monkeypatch):

@@ -60,6 +60,8 @@ def _selection_args(p, default_n: int = 100) -> None:
     p.add_argument("--start", type=int, default=0, help="first record (in file order)")
     p.add_argument("--n", type=int, default=default_n, help=f"number of records (default {default_n})")
     p.add_argument("--cases", default=None, help="file of case ids (JSON list or one per line) instead of --start/--n")
+    p.add_argument("--split", choices=["dev", "test"], default=None,
+                   help="take the records of a shipped split (choose on dev, report on test); --start/--n within it")
 
 
 def _records(args):
@@ -68,6 +70,13 @@ def _records(args):
     ds = datasets.load(args.dataset)
     if ds.note:
         print(f"factlocate: {ds.note}", file=sys.stderr)
+    if args.split:
+        if args.cases:
+            raise FactlocateError("give --split or --cases, not both")
+        records = ds.split(args.split)
+        if args.start >= len(records):
+            raise FactlocateError(f"--start {args.start} is past the end of the {args.split} split ({len(records)})")
+        return ds, records[args.start: None if args.n is None else args.start + args.n]
     ids = datasets.read_case_ids(args.cases) if args.cases else None
     return ds, ds.select(args.start, args.n, ids)
 
@@ -109,14 +118,15 @@ def run_eval(args) -> int:
         model = load_model(spec)
         for name in names:
             runner.run(model, ds, records, name, args.out, params, overrides, reference, overwrite=args.overwrite,
-                       hparams_file=args.hparams)
+                       hparams_file=args.hparams, split=args.split)
     else:
         from factlocate.distributed import workers
 
         with workers(options, spec) as pool:
             for name in names:
                 runner.run(None, ds, records, name, args.out, params, overrides, reference,
-                           overwrite=args.overwrite, hparams_file=args.hparams, pool=pool, model_spec=spec)
+                           overwrite=args.overwrite, hparams_file=args.hparams, pool=pool, model_spec=spec,
+                           split=args.split)
     print(report.write_summary(args.out, figures=not args.no_figures))
     print(f"wrote {args.out}/summary.md, summary.csv" + ("" if args.no_figures else ", distributions.html"))
     return 0
@@ -139,7 +149,7 @@ def _run_sequential(args, names: list[str], overrides: dict) -> int:
         raise FactlocateError("--sequential uses CounterFact records: pass --dataset counterfact[:PATH]")
     if ds.note:
         print(f"factlocate: {ds.note}", file=sys.stderr)
-    records = ds.records[args.start:]
+    records = (ds.split(args.split) if args.split else ds.records)[args.start:]
     sequential.select(records, params.edits)  # fail on too few facts before loading the model
     model = load_model(args.model or DEFAULT_MODEL)
     for name in names:
@@ -178,7 +188,7 @@ def run_sweep(args) -> int:
         n_layers = int(model.cfg.n_layers)
         layers = parse_layers(args.layers, n_layers) or list(range(n_layers))
         result = sweep.run(model, ds, records, args.editor, layers, token_rules, args.out, overrides,
-                           hparams_file=args.hparams)
+                           hparams_file=args.hparams, split=args.split)
     else:
         from factlocate.distributed import workers
 
@@ -186,7 +196,7 @@ def run_sweep(args) -> int:
             n_layers = pool.info()["n_layers"]
             layers = parse_layers(args.layers, n_layers) or list(range(n_layers))
             result = sweep.run(None, ds, records, args.editor, layers, token_rules, args.out, overrides,
-                               hparams_file=args.hparams, pool=pool, model_spec=spec)
+                               hparams_file=args.hparams, pool=pool, model_spec=spec, split=args.split)
     print(result)
     print(f"wrote {args.out}/sweep.md, sweep.csv, sweep.html")
     return 0

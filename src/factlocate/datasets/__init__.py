@@ -1,6 +1,8 @@
 """Evaluation datasets: CounterFact and zsRE, from a local path, the cache or the shipped sample.
 
     ds = datasets.load("counterfact")            # canonical file if cached/reachable, else the sample
+    ds = datasets.load("counterfact-sample")     # the 400 shipped records, always (zsre-sample likewise)
+    records = ds.split("test")                   # a shipped split (`splits`): dev to choose on, test to report on
     ds = datasets.load("counterfact:/path.json") # ROME or EasyEdit format
     ds = datasets.load("zsre:/path/zsre_mend_eval.json")
     ds = datasets.load("counterfact:A.json+B.json")     # several files, in order; repeated case ids dropped
@@ -48,6 +50,12 @@ class Dataset:
     def ref(self) -> DatasetRef:
         return DatasetRef(self.kind, self.name, self.digest)
 
+    def split(self, name: str) -> list:
+        """The records of a shipped split (`dev` or `test`), in the split's order; see `datasets.splits`."""
+        from factlocate.datasets import splits
+
+        return self.select(case_ids=splits.case_ids(self, name))
+
     def select(self, start: int = 0, n: int | None = None, case_ids: list[int] | None = None) -> list:
         """Records start..start+n in file order, or those with the given case ids (in that order)."""
         if start < 0 or (n is not None and n < 1):
@@ -77,10 +85,16 @@ def _shipped(name: str) -> Path:
 
 
 def load(spec: str = "counterfact", allow_download: bool = True) -> Dataset:
-    """Load `kind` or `kind:PATH` (kind is counterfact or zsre)."""
+    """Load `kind`, `kind-sample` (the shipped sample) or `kind:PATH` (kind is counterfact or zsre)."""
+    if spec.endswith("-sample") and spec[: -len("-sample")] in KINDS:
+        kind = spec[: -len("-sample")]
+        parse, _, sample = KINDS[kind]
+        raws, digest = _read(_shipped(sample))
+        return Dataset(kind, spec, str(_shipped(sample)), digest, parse(raws, source=sample))
     kind, _, path = spec.partition(":")
     if kind not in KINDS:
-        raise FactlocateError(f"unknown dataset {spec!r}: use counterfact, zsre, counterfact:PATH or zsre:PATH")
+        raise FactlocateError(f"unknown dataset {spec!r}: use counterfact, zsre, counterfact-sample, zsre-sample, "
+                              "counterfact:PATH or zsre:PATH")
     parse, canonical, sample = KINDS[kind]
     note = ""
     parts = path.split("+") if path else []

@@ -146,14 +146,15 @@ def run(
     model, dataset, records: list, editor: str, out: str | Path, params: EvalParams | None = None,
     overrides: dict | None = None, reference=None, module=None, overwrite: bool = False,
     progress: bool = True, pre_cache: bool = True, folder_name: str | None = None, hparams_file: str | None = None,
-    pool=None, model_spec: str | None = None,
+    pool=None, model_spec: str | None = None, split: str | None = None,
 ) -> Path:
     """Evaluate `editor` ("unedited" for none) on `records`, resuming finished cases.
 
     Returns the editor's folder. `module` replaces the registered editor module
     (any object with HParams and compute_edit); `folder_name` defaults to `editor`.
     With a Ray `pool` (`factlocate.distributed`) the cases run on its workers and this
-    process only writes the case files; `model` may then be None (give `model_spec`).
+    process only writes the case files; `model` may then be None (give `model_spec`). `split` names the
+    dataset split the records come from (`datasets.splits`); it is recorded with the dataset.
     """
     params = params or EvalParams()
     spec = identity(model).spec if model is not None else model_spec
@@ -164,7 +165,8 @@ def run(
         "model": spec,
         "editor": editor,
         "hparams": dataclasses.asdict(hparams) if hparams is not None else None,
-        "dataset": {"kind": dataset.kind, "name": dataset.name, "digest": dataset.digest},
+        "dataset": {"kind": dataset.kind, "name": dataset.name, "digest": dataset.digest,
+                    **({"split": split} if split else {})},
         "eval": dataclasses.asdict(params),
         "metrics_version": METRICS_VERSION,
     }, overwrite=bool(overwrite))

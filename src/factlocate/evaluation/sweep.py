@@ -39,7 +39,7 @@ def cell_overrides(module, layer: int, token: str, overrides: dict) -> dict:
 
 def run(model, dataset, records, editor: str, layers: list[int], tokens: list[str] | None,
         out: str | Path, overrides: dict | None = None, module=None, progress: bool = True,
-        hparams_file: str | None = None, pool=None, model_spec: str | None = None) -> str:
+        hparams_file: str | None = None, pool=None, model_spec: str | None = None, split: str | None = None) -> str:
     """Run every cell (resuming finished cases), write sweep.csv/.md/.html; return the markdown."""
     from factlocate import editors
 
@@ -62,6 +62,7 @@ def run(model, dataset, records, editor: str, layers: list[int], tokens: list[st
             model, dataset, records, editor, out / "runs", params,
             cell_overrides(module, layer, token, overrides or {}), module=module if pool is None else None,
             progress=False, folder_name=name, hparams_file=hparams_file, pool=pool, model_spec=model_spec,
+            split=split,
         )
         cases = report.load_run(folder)["cases"]
         s = summ.summarize([c["post"]["scores"] for c in cases], "counterfact")

@@ -63,17 +63,32 @@ def _data_file(kind: str, path: str | None) -> Path:
                           "zsre_mend_train-1k.json, wiki.valid.tokens)")
 
 
+def _test_texts() -> set[str]:
+    """Every text of the shipped datasets' test splits: no training example may hold one (`datasets.leakage`)."""
+    from factlocate import datasets
+    from factlocate.datasets import leakage
+
+    records = [r for name in ("counterfact-sample", "zsre-sample") for r in datasets.load(name).split("test")]
+    return set().union(*(leakage.texts(r) for r in records))
+
+
 def _from_cf(raws: list) -> tuple[list[hypernet.Example], int]:
-    evaluated = {r["case_id"] for r in _shipped("counterfact_sample.json")}
+    """CounterFact-style training rows, less every shipped evaluation record (by case id) and every row that shares
+    a text with a test record, whatever the field."""
+    from factlocate.datasets.leakage import example_texts
+
+    evaluated, test = {r["case_id"] for r in _shipped("counterfact_sample.json")}, _test_texts()
     out = [hypernet.Example(r["prompt"], r["target_new"], r["rephrase_prompt"], r["locality_prompt"])
-           for r in raws if r["case_id"] not in evaluated]
+           for r in raws if r["case_id"] not in evaluated and not example_texts(r) & test]
     return out, len(raws) - len(out)
 
 
 def _from_zsre(raws: list) -> tuple[list[hypernet.Example], int]:
-    evaluated = {r["src"] for r in _shipped("zsre_sample.json")}
+    from factlocate.datasets.leakage import example_texts
+
+    evaluated, test = {r["src"] for r in _shipped("zsre_sample.json")}, _test_texts()
     out = [hypernet.Example(r["src"], r["answers"][0], r["rephrase"], f"{r['loc']}? {r['loc_ans']}")
-           for r in raws if r["src"] not in evaluated and r.get("answers")]
+           for r in raws if r["src"] not in evaluated and r.get("answers") and not example_texts(r) & test]
     return out, len(raws) - len(out)
 
 
