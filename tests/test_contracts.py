@@ -82,6 +82,8 @@ def test_a_stateful_editor_written_to_the_contract_runs_through_edit_eval_and_se
     # three batches of rank-one updates, scaled 1, 2 and 3 by the carried count: the state reached compute_edit
     assert torch.linalg.matrix_rank(delta.float()).item() == 3
     assert (seq / "toy-stateful" / "done.json").exists()
+    params = json.loads((seq / "toy-stateful" / "params.json").read_text())
+    assert params["perplexity_text"] == "wikitext2-heldout"  # never the text key statistics are built from
 
 
 # ---------------------------------------------------------------- the corruption contract

@@ -14,7 +14,7 @@ from factlocate.generate import generate
 
 def test_shipped_corpus_reads_as_prose():
     texts = corpus_texts()
-    assert len(texts) > 2000
+    assert len(texts) > 1900  # WikiText-2's test split (2,185 paragraphs) less the 200 held out for perplexity
     assert not any(t.startswith("=") for t in texts[:200])
     assert " @-@ " not in texts[0] and " , " not in texts[0]
 

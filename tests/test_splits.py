@@ -73,3 +73,18 @@ def test_eval_split_runs_the_split_and_records_it(tiny_dirs, tmp_path, monkeypat
     dev = datasets.load("counterfact-sample").split("dev")
     assert sorted(int(p.stem) for p in (out / "unedited" / "cases").glob("*.json")) == sorted(
         r.case_id for r in dev[:2])
+
+
+def test_key_statistics_and_perplexity_read_disjoint_text(tiny_gpt2):
+    from factlocate.datasets.corpus import DEFAULT_CORPUS, PERPLEXITY_CORPUS, corpus_texts
+    from factlocate.editors.keyvalue import key_stats
+    from factlocate.metrics.perplexity import wikitext_slice
+
+    c0, held = corpus_texts(DEFAULT_CORPUS), corpus_texts(PERPLEXITY_CORPUS)
+    assert len(c0) > 1000 and len(held) > 100 and not set(c0) & set(held)
+    rows = wikitext_slice(tiny_gpt2, 4096)
+    decoded = {tiny_gpt2.tokenizer.decode(r) for r in rows}
+    assert sum(len(r) - 1 for r in rows) >= 4096
+    assert all(any(d.strip() and held_text.startswith(d.strip()[:40]) for held_text in held) for d in decoded)
+    with pytest.raises(FactlocateError, match="perplexity is measured on"):
+        key_stats.key_stats(tiny_gpt2, 1, PERPLEXITY_CORPUS, tokens_budget=100, progress=False)

@@ -38,8 +38,8 @@ import tools
 
 
 def _measure(model, records, probe, ppl_rows) -> dict:
-    from factlocate.metrics.success import success
     from factlocate.metrics.perplexity import perplexity
+    from factlocate.metrics.success import success
 
     return {"ES": success(model, records, "rewrite"), "NS": success(model, probe, "neighborhood"),
             "ppl": perplexity(model, ppl_rows)}
@@ -119,6 +119,7 @@ def main(argv=None) -> int:
     from factlocate import datasets, load_model
     from factlocate import deltas as deltas_mod
     from factlocate.cli.common import add_hparams_args, hparams_overrides
+    from factlocate.datasets.corpus import PERPLEXITY_CORPUS
     from factlocate.editors.keyvalue import alphaedit, context_templates, memit
     from factlocate.errors import FactlocateError
     from factlocate.evaluation import sequential
@@ -188,6 +189,7 @@ def main(argv=None) -> int:
                                   functools.partial(write, threshold, l2)))
     command = tools.command("alphaedit_scan", argv)
     write_json(args.out, {"command": command, "model": args.model, "dataset": ds.name, "n": len(records),
+                          "perplexity_text": PERPLEXITY_CORPUS, "stats_text": hp.stats_corpus,
                           "probe": len(probe), "hparams": shared, "rows": rows})
     saved.remove()
     print(f"wrote {args.out}")

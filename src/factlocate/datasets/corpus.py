@@ -1,6 +1,8 @@
 """Text corpora: what key statistics are accumulated over, and what perplexity is read on.
 
-    corpus_texts("wikitext2")          the shipped WikiText-2 raw test split (offline default; paragraphs)
+    corpus_texts("wikitext2")          the shipped WikiText-2 raw test split (offline default; paragraphs), less
+                                       its last `HELDOUT` paragraphs: the text key statistics are built from
+    corpus_texts("wikitext2-heldout")  those last paragraphs: the text perplexity is read on, never C0's
     corpus_texts("hf:wikitext-103")    Hugging Face `wikitext-103-raw-v1` train (needs the hub or the HF cache)
     corpus_texts("hf:wikipedia")       Hugging Face `wikimedia/wikipedia` 20231101.en, as in the paper
     corpus_texts("/path")              a .txt file (one text per non-empty line), .json/.jsonl (strings or
@@ -20,6 +22,8 @@ from factlocate.errors import FactlocateError
 from factlocate.io import read_json
 
 DEFAULT_CORPUS = "wikitext2"
+PERPLEXITY_CORPUS = "wikitext2-heldout"
+HELDOUT = 200  # paragraphs (about 14,500 words): enough for perplexity's 4,096-token slice, far past any C0 budget
 
 
 def _detokenize(line: str) -> str:
@@ -73,9 +77,14 @@ def _hf_texts(name: str):
 
 def corpus_texts(corpus: str = DEFAULT_CORPUS):
     """An iterable of texts for a corpus name or path (see the module docstring)."""
-    if corpus == DEFAULT_CORPUS:
+    if corpus in (DEFAULT_CORPUS, PERPLEXITY_CORPUS):
         with resources.files("factlocate.data").joinpath("wikitext2-raw-test.txt.gz").open("rb") as f:
-            return text_lines(gzip.decompress(f.read()).decode("utf-8").splitlines())
+            texts = text_lines(gzip.decompress(f.read()).decode("utf-8").splitlines())
+        head = texts[:-HELDOUT]
+        if corpus == DEFAULT_CORPUS:
+            return head
+        seen = set(head)
+        return [t for t in texts[-HELDOUT:] if t not in seen]  # a paragraph repeated earlier is C0's text too
     if corpus.startswith("hf:"):
         return (t for t in _hf_texts(corpus[3:]) if t and t.strip())
     path = Path(corpus).expanduser()
@@ -87,13 +96,14 @@ def corpus_texts(corpus: str = DEFAULT_CORPUS):
     if path.is_file():
         return _read_file(path)
     raise FactlocateError(
-        f"unknown corpus {corpus!r}: use {DEFAULT_CORPUS}, hf:wikitext-103, hf:wikipedia, a text file or a folder"
+        f"unknown corpus {corpus!r}: use {DEFAULT_CORPUS}, {PERPLEXITY_CORPUS}, hf:wikitext-103, hf:wikipedia, a text "
+        "file or a folder"
     )
 
 
 def corpus_key(corpus: str) -> str:
     """A short file-name-safe name for a corpus."""
-    if corpus == DEFAULT_CORPUS or corpus.startswith("hf:"):
+    if corpus in (DEFAULT_CORPUS, PERPLEXITY_CORPUS) or corpus.startswith("hf:"):
         return corpus.replace(":", "-")
     p = Path(corpus).expanduser().resolve()
     return f"{p.stem}-{hashlib.sha1(str(p).encode()).hexdigest()[:8]}"

@@ -23,7 +23,7 @@ from jaxtyping import Float
 from tqdm.auto import tqdm
 
 from factlocate import arch, tokens
-from factlocate.datasets.corpus import DEFAULT_CORPUS, corpus_key, corpus_texts
+from factlocate.datasets.corpus import DEFAULT_CORPUS, PERPLEXITY_CORPUS, corpus_key, corpus_texts
 from factlocate.errors import FactlocateError
 from factlocate.forward import Capture, control
 from factlocate.identity import check_unedited, identity
@@ -151,6 +151,9 @@ def key_stats(
         raise FactlocateError(f"statistics dtype {dtype!r} is not supported: use float64 or float32")
     if tokens_budget < 1:
         raise FactlocateError(f"the token budget must be positive, got {tokens_budget}")
+    if corpus == PERPLEXITY_CORPUS:
+        raise FactlocateError(f"{PERPLEXITY_CORPUS} is the text perplexity is measured on; key statistics must not "
+                              f"read it (use {DEFAULT_CORPUS})")
     if path is not None and len(layers) != 1:
         raise FactlocateError("an explicit statistics path takes a single layer")
     metas = {l: stats_meta(model, l, corpus, tokens_budget, dtype, max_text_tokens) for l in layers}

@@ -42,6 +42,7 @@ import torch
 from tqdm.auto import tqdm
 
 from factlocate import arch
+from factlocate.datasets.corpus import PERPLEXITY_CORPUS
 from factlocate.editors.keyvalue import key_stats
 from factlocate.errors import FactlocateError
 from factlocate.evaluation.sequential import state
@@ -60,7 +61,7 @@ class SequentialParams:
     batch: int
     log_every: int = 1  # batches between measurements (the last batch is always measured)
     probe_cases: int = 20  # neighbourhood success is read on this many cases' neighbourhood prompts
-    ppl_tokens: int = 4096  # size of the WikiText-2 slice for perplexity
+    ppl_tokens: int = 4096  # size of the WikiText-2 slice for perplexity (its held-out end, never C0's text)
     gen_cases: int = 20  # GE is measured on this many edited cases at the end (0: none)
     max_length: int = 100  # generation length for GE, prompt included
     seed: int = 0  # generation seed (case c samples with seed + c)
@@ -119,7 +120,7 @@ def run(model, dataset, records: list, editor: str, out: str | Path, params: Seq
         "model": identity(model).spec, "editor": editor, "hparams": dataclasses.asdict(hparams),
         "dataset": {"kind": dataset.kind, "name": dataset.name, "digest": dataset.digest},
         "sequential": dataclasses.asdict(params), "case_ids": [r.case_id for r in chosen],
-        "skipped_repeats": skipped,
+        "skipped_repeats": skipped, "perplexity_text": PERPLEXITY_CORPUS,
     })
     if folder.done:  # complete: the scores are on disk, and the large state file is not needed again
         return folder.path
