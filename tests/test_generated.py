@@ -1,0 +1,90 @@
+"""Generation-based success: the matcher on hand-made cases, the stop rule, and greedy decoding on a tiny model."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from factlocate.metrics import generated
+
+
+@pytest.mark.parametrize("answer,target,exact,prefix,contains", [
+    ("English", "English", True, True, True),
+    ("english.", "English", True, True, True),                     # case and punctuation
+    ("The Paris", "Paris", True, True, True),                      # an article
+    ("Paris, the capital of France", "Paris", False, True, True),  # prefix, not exact
+    ("Parisian food", "Paris", False, False, False),               # no word boundary
+    ("the city of Paris", "Paris", False, False, True),            # contains only
+    ("  New   York City ", "new york", False, True, True),         # white space
+    ("Rome", "Paris", False, False, False),
+    ("", "Paris", False, False, False),
+    ("anything", "the", False, False, False),                      # a target that normalises to nothing
+])
+def test_judge_on_hand_made_cases(answer, target, exact, prefix, contains):
+    assert generated.judge(answer, target) == {"exact": exact, "prefix": prefix, "contains": contains}
+
+
+def test_normalise_and_the_stop_rule():
+    assert generated.normalise("The U.S.A., an ally!") == "usa ally"
+    assert generated.cut(" Paris. It is large") == "Paris"
+    assert generated.cut(" French\nand more") == "French"
+    assert generated.cut(" no stop at all ") == "no stop at all"
+
+
+def test_greedy_answer_is_the_argmax_path_cut_at_the_stop(tiny_gpt2):
+    from factlocate import tokens
+
+    prompt = "The capital of Roman Republic is"
+    answer = generated.greedy_answer(tiny_gpt2, prompt, max_new_tokens=6)
+    ids = tokens.encode(tiny_gpt2, prompt)
+    with torch.no_grad():
+        for _ in range(6):  # the same path by hand
+            ids.append(int(tiny_gpt2(torch.tensor([ids]))[0, -1].argmax()))
+    by_hand = generated.cut(tiny_gpt2.tokenizer.decode(ids[len(tokens.encode(tiny_gpt2, prompt)):]))
+    assert by_hand.startswith(answer) and "." not in answer and "\n" not in answer
+    result = generated.success(tiny_gpt2, [prompt, prompt], answer or "x", max_new_tokens=6)
+    assert result["answers"] == [answer, answer] and result["exact"] == (1.0 if answer else 0.0)
+
+
+# ---------------------------------------------------------------- known-fact retention
+
+
+def _facts():
+    return [
+        {"known_id": 1, "subject": "Roman Republic", "prompt": "The capital of Roman Republic is", "relation_id": "P36"},
+        {"known_id": 2, "subject": "Vinson Massif", "prompt": "Vinson Massif is located in the continent of",
+         "relation_id": "P30"},
+        {"known_id": 3, "subject": "LeBron James", "prompt": "LeBron James plays the sport of", "relation_id": "P641"},
+    ]
+
+
+def test_retention_by_hand(tiny_gpt2, tmp_path, monkeypatch):
+    from factlocate import arch, tokens
+    from factlocate.deltas import WeightDelta, applied
+    from factlocate.metrics import retention
+
+    facts = _facts()
+    cache = retention.RetentionCache(tiny_gpt2, facts, root=tmp_path)
+    reference = cache.answers()
+    for f in facts:  # each answer is the argmax after the prompt read alone
+        alone = tiny_gpt2(torch.tensor([tokens.encode(tiny_gpt2, f["prompt"])]))[0, -1].argmax()
+        assert reference[str(f["known_id"])] == int(alone)
+    calls = []
+    monkeypatch.setattr(retention, "top_answers", lambda *a, **k: calls.append(1) or {})
+    assert retention.RetentionCache(tiny_gpt2, facts, root=tmp_path).answers() == reference and not calls
+    monkeypatch.undo()
+
+    same = retention.retention(tiny_gpt2, reference, edited=[("Roman Republic", "P36")], facts=facts)
+    assert same == {"retained": 1.0, "n_facts": 2, "left_out": 1, "changed": []}
+    assert retention.retention(tiny_gpt2, reference, [("Zzz", "P30")], facts, by_relation=True)["n_facts"] == 2
+    # a reference that disagrees on one kept fact: 1 of 2 retained
+    wrong = {**reference, "2": reference["2"] + 1}
+    assert retention.retention(tiny_gpt2, wrong, [("Roman Republic", None)], facts)["retained"] == 0.5
+    # a large edit elsewhere changes the kept facts' answers: retention falls, and names them
+    g = torch.Generator().manual_seed(0)
+    layer = int(tiny_gpt2.cfg.n_layers) - 1
+    update = torch.randn(int(tiny_gpt2.cfg.d_mlp), int(tiny_gpt2.cfg.d_model), generator=g) * 5.0
+    delta = WeightDelta(arch.mlp_out_name(tiny_gpt2, layer), arch.to_storage(tiny_gpt2, update, layer))
+    with applied(tiny_gpt2, [delta]):
+        hit = retention.retention(tiny_gpt2, reference, [("Roman Republic", "P36")], facts)
+    assert hit["retained"] < 1.0 and hit["changed"]
+
