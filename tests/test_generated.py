@@ -88,3 +88,25 @@ def test_retention_by_hand(tiny_gpt2, tmp_path, monkeypatch):
         hit = retention.retention(tiny_gpt2, reference, [("Roman Republic", "P36")], facts)
     assert hit["retained"] < 1.0 and hit["changed"]
 
+
+
+# ---------------------------------------------------------------- portability
+
+
+def test_portability_reads_the_one_hop_files_and_scores_by_hand(tiny_gpt2):
+    from factlocate import scoring
+    from factlocate.metrics import portability
+
+    raws = [{"case_id": 7, "portability": {"New Question": "The capital of Roman Republic is", "New Answer": "Rome",
+                                           "Recalled Relation": "(x, y, z)"}},
+            {"case_id": 8, "portability": {}}]
+    hops = portability.one_hop(raws, "counterfact")
+    assert list(hops) == [7] and hops[7].answer == "Rome"
+    assert list(portability.one_hop([{"src": "Q?", "portability": {"New Question": "q", "New Answer": "a"}}],
+                                    "zsre")) == ["Q?"]
+    result = portability.score(tiny_gpt2, hops[7], max_new_tokens=4)
+    # teacher-forced: the share of the answer's tokens that are the argmax after the question and earlier tokens
+    (_, correct), = scoring.target_token_logprobs(tiny_gpt2, [hops[7].question], ["Rome"])
+    assert result["teacher_forced"] == float(correct.float().mean())
+    assert result["generated"] == generated.judge(result["answer"], "Rome")
+    assert result["answer"] == generated.greedy_answer(tiny_gpt2, hops[7].question, 4)
