@@ -169,6 +169,7 @@ def run_stats(args) -> int:
     if args.tokens < 1:
         raise FactlocateError(f"--tokens must be positive, got {args.tokens}")
     corpus = args.corpus or DEFAULT_CORPUS
+    key_stats.check_corpus(corpus)  # before the model loads
     if not corpus.startswith("hf:") and corpus != DEFAULT_CORPUS:
         corpus_texts(corpus)  # fail fast on a bad path
     options = ray_options(args)

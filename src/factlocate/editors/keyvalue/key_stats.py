@@ -128,6 +128,13 @@ def check(stats: KeyStats, model, layer: int) -> KeyStats:
     return stats
 
 
+def check_corpus(corpus: str) -> None:
+    """Key statistics never read the text perplexity is measured on (`datasets.corpus.PERPLEXITY_CORPUS`)."""
+    if corpus == PERPLEXITY_CORPUS:
+        raise FactlocateError(f"{PERPLEXITY_CORPUS} is the text perplexity is measured on; key statistics must not "
+                              f"read it (use {DEFAULT_CORPUS})")
+
+
 def key_stats(
     model,
     layers: int | list[int],
@@ -151,9 +158,7 @@ def key_stats(
         raise FactlocateError(f"statistics dtype {dtype!r} is not supported: use float64 or float32")
     if tokens_budget < 1:
         raise FactlocateError(f"the token budget must be positive, got {tokens_budget}")
-    if corpus == PERPLEXITY_CORPUS:
-        raise FactlocateError(f"{PERPLEXITY_CORPUS} is the text perplexity is measured on; key statistics must not "
-                              f"read it (use {DEFAULT_CORPUS})")
+    check_corpus(corpus)
     if path is not None and len(layers) != 1:
         raise FactlocateError("an explicit statistics path takes a single layer")
     metas = {l: stats_meta(model, l, corpus, tokens_budget, dtype, max_text_tokens) for l in layers}

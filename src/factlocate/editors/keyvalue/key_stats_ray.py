@@ -10,8 +10,8 @@ import torch
 
 from factlocate import tokens
 from factlocate.datasets.corpus import DEFAULT_CORPUS, corpus_texts
-from factlocate.editors.keyvalue.key_stats import (DTYPES, KeyStats, file_name, load, max_text_len, shard_sums,
-                                                   stats_meta, text_batches, write_stats)
+from factlocate.editors.keyvalue.key_stats import (DTYPES, KeyStats, check_corpus, file_name, load, max_text_len,
+                                                   shard_sums, stats_meta, text_batches, write_stats)
 from factlocate.errors import FactlocateError
 from factlocate.models import cache_dir
 
@@ -46,6 +46,7 @@ def key_stats_on(pool, layers: list[int], corpus: str = DEFAULT_CORPUS, tokens_b
     single-process statistics up to summation order. Files and metadata are the same.
     """
     layers = sorted(set(layers))
+    check_corpus(corpus)
     if path is not None and len(layers) != 1:
         raise FactlocateError("an explicit statistics path takes a single layer")
     (_, p), = pool.map("stats_plan", [("plan", dict(layers=layers, corpus=corpus, tokens_budget=tokens_budget,
