@@ -202,3 +202,19 @@ def test_a_trained_network_folder_is_accepted_under_any_spelling(tiny_dirs, tmp_
         assert json.loads(out.read_text())["hparams"]["checkpoint"] == str(net)
     assert main(edit + ["--editor", "ke"]) == 2
     assert "holds a mend-cf network, not a ke one" in capsys.readouterr().err
+
+
+def test_two_clocks_on_one_folder_count_each_second_once(tmp_path):
+    import time
+
+    section = RunFolder(tmp_path)
+    start = time.time()
+    with section.clock(tick=0.01):
+        run = RunFolder(tmp_path).open({"a": 1})  # a run writing items in the section's own folder
+        for k in range(5):
+            time.sleep(0.02)
+            run.write(k, {"k": k})
+        time.sleep(0.03)
+    wall = time.time() - start
+    total = json.loads((tmp_path / "time.json").read_text())["seconds"]
+    assert 0.9 * wall <= total <= wall + 1e-3  # each second once: double counting would give about 2 x wall

@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -46,7 +47,7 @@ class RunFolder:
     group: str = "cases"  # the default item group (a run may keep several: "final", "unedited", ...)
     prefix: str = ""  # item file names are f"{prefix}{key}.json"
     _opened: float | None = field(default=None, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _lock: ClassVar[threading.Lock] = threading.Lock()  # time.json is read, added to and rewritten under it
 
     def __post_init__(self):
         self.path = Path(self.path)
@@ -74,9 +75,9 @@ class RunFolder:
             for old in (self.path / self.group).glob("*.json"):
                 old.unlink()
             (self.path / DONE).unlink(missing_ok=True)
-        if not path.exists() or overwrite or read_json(path) != params:
+        if not path.exists() or overwrite:  # an accepted old params.json is kept as it was written
             write_json(path, params)
-        self._opened = time.perf_counter()
+        self._opened = time.time()
         return self
 
     def params(self) -> dict:
@@ -127,14 +128,19 @@ class RunFolder:
     # ---------------------------------------------------------------- time and completion
 
     def _tick(self) -> None:
-        """Add the seconds since the last tick to time.json (a session's time survives an interruption)."""
+        """Add the seconds since the last tick to time.json (a session's time survives an interruption).
+
+        time.json also keeps the wall-clock time of its last tick, and a tick counts only from there: two
+        clocks on one folder (a report section's, and the run it wraps writing its items) never count the
+        same second twice."""
         with self._lock:
             if self._opened is None:
                 return
-            now = time.perf_counter()
+            now = time.time()
             path = self.path / TIME
-            spent = read_json(path)["seconds"] if path.exists() else 0.0
-            write_json(path, {"seconds": spent + (now - self._opened)})
+            old = read_json(path) if path.exists() else {}
+            since = max(self._opened, old.get("mark", 0.0))
+            write_json(path, {"seconds": old.get("seconds", 0.0) + max(0.0, now - since), "mark": now})
             self._opened = now
 
     def seconds(self) -> float:
@@ -148,7 +154,7 @@ class RunFolder:
         """Count wall time into time.json while one long step runs (every `tick` seconds, and at the end), so a
         call killed part way still counts; yields a reader of the folder's total seconds."""
         if self._opened is None:
-            self._opened = time.perf_counter()
+            self._opened = time.time()
         stop = threading.Event()
 
         def ticker():
