@@ -1,6 +1,8 @@
 """Generation-based success: the matcher on hand-made cases, the stop rule, and greedy decoding on a tiny model."""
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -110,3 +112,52 @@ def test_portability_reads_the_one_hop_files_and_scores_by_hand(tiny_gpt2):
     assert result["teacher_forced"] == float(correct.float().mean())
     assert result["generated"] == generated.judge(result["answer"], "Rome")
     assert result["answer"] == generated.greedy_answer(tiny_gpt2, hops[7].question, 4)
+
+
+# ---------------------------------------------------------------- new columns from stored deltas
+
+
+def test_a_run_keeps_low_rank_deltas_and_rescoring_reproduces_its_metrics(tiny_gpt2, tiny_dirs, tmp_path,
+                                                                           monkeypatch, capsys):
+    from factlocate import datasets
+    from factlocate.evaluation import rescore, runner
+    from factlocate.metrics import counterfact as cf_metrics
+
+    monkeypatch.setenv("FACTLOCATE_OFFLINE", "1")
+    ds = datasets.load("counterfact-sample")
+    records = ds.split("dev")[:2]
+    overrides = dict(layer=1, v_num_grad_steps=3, stats_tokens=1000, context_template_lengths=[[5, 1]])
+    folder = runner.run(tiny_gpt2, ds, records, "rome", tmp_path, runner.EvalParams(generation=False), overrides,
+                        progress=False, split="dev")
+    case = json.loads((folder / "cases" / f"{records[0].case_id}.json").read_text())
+    assert case["deltas"] == f"deltas/{records[0].case_id}.safetensors" and (folder / case["deltas"]).exists()
+
+    def probabilities(model, record):
+        return cf_metrics.case_scores(cf_metrics.prompt_nlls(model, record))
+
+    done = rescore.rescore(tiny_gpt2, ds, folder, "again", probabilities, progress=False)
+    assert sorted(done["scored"]) == sorted(r.case_id for r in records) and done["skipped"] == []
+    for r in records:
+        stored = json.loads((folder / "cases" / f"{r.case_id}.json").read_text())
+        again = json.loads((folder / "extra-again" / f"{r.case_id}.json").read_text())
+        for side in ("post", "pre"):
+            for metric, value in stored[side]["scores"].items():
+                assert again[side][metric] == pytest.approx(value, abs=1e-5), (side, metric)
+    generated_columns = rescore.rescore(tiny_gpt2, ds, folder, "generated", generated.record_scores, progress=False)
+    assert len(generated_columns["scored"]) == 2
+    g = json.loads((folder / "extra-generated" / f"{records[0].case_id}.json").read_text())
+    assert set(g["post"]) == {"rewrite", "paraphrase", "neighborhood"}
+    assert len(g["post"]["neighborhood"]["answers"]) == len(records[0].neighborhood_prompts)
+    from factlocate.cli import main
+
+    assert main(["eval-rescore", str(folder), "--model", tiny_dirs["gpt2"]]) == 0  # resumes: nothing left to do
+    assert "2 cases scored into extra-generated/, 0 without stored deltas" in capsys.readouterr().out
+    assert main(["eval-rescore", str(tmp_path), "--model", tiny_dirs["gpt2"]]) == 2
+
+
+def test_a_full_rank_delta_is_not_stored():
+    from factlocate import deltas
+
+    assert deltas.low_rank(torch.randn(64, 32)) is None
+    a, b = deltas.low_rank(torch.randn(64, 1) @ torch.randn(1, 32))
+    assert a.shape == (64, 1) and b.shape == (1, 32)

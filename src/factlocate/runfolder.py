@@ -107,10 +107,12 @@ class RunFolder:
         return sorted((self.path / (group or self.group)).glob(f"{self.prefix}*.json"))
 
     def execute(self, items: list[tuple], run_one: Callable, *, pool=None, task: str | None = None,
-                desc: str = "items", progress: bool = True, bar=None, group: str | None = None) -> Iterator[tuple]:
+                desc: str = "items", progress: bool = True, bar=None, group: str | None = None,
+                keep: Callable | None = None) -> Iterator[tuple]:
         """Run `(key, payload)` items, here (`run_one(payload)`) or on `pool` (its `task`), writing each
         result as `key`'s item as it arrives; yield `(key, result)`. `bar` is a progress bar to advance
-        instead of a new one."""
+        instead of a new one. `keep(key, result) -> result` first stores what does not belong in the item's
+        JSON (tensors, beside it) and returns the rest."""
         if pool is not None:
             if task is None:
                 raise FactlocateError(f"{desc}: this run has no Ray task")
@@ -120,6 +122,8 @@ class RunFolder:
                       (items if bar is not None else tqdm(items, desc=desc, disable=not progress or not items,
                                                           dynamic_ncols=True)))
         for key, result in stream:
+            if keep is not None:
+                result = keep(key, result)
             self.write(key, result, group)
             if bar is not None:
                 bar.update()

@@ -44,6 +44,13 @@ def register(sub) -> None:
     p.add_argument("--no-figures", action="store_true")
     p.set_defaults(func=run_report)
 
+    p = sub.add_parser("eval-rescore", help="score finished eval runs again from their stored deltas (new columns)")
+    p.add_argument("runs", nargs="+", metavar="DIR", help="editor folders of eval runs (OUT/<editor>)")
+    p.add_argument("--metric", choices=sorted(RESCORE_METRICS), default="generated",
+                   help="generated: success judged on greedy generations (metrics.generated)")
+    p.add_argument("--model", default=None, help="the model the runs were made on (default gemma-3-270m)")
+    p.set_defaults(func=run_rescore)
+
     p = sub.add_parser("sweep", help="edit at every layer and token type and plot ES, PS, NS, S (Figure 5)")
     p.add_argument("--editor", default="rome", help="an editor with layer and fact_token hyperparameters")
     p.add_argument("--model", default=None)
@@ -160,6 +167,42 @@ def _run_sequential(args, names: list[str], overrides: dict) -> int:
             print(f"exported {name}'s edited model to {where}")
     print(sequential.write_report(args.out))
     print(f"wrote {args.out}/summary.md, summary.json, curves.html")
+    return 0
+
+
+RESCORE_METRICS = {"generated": "factlocate.metrics.generated:record_scores"}
+
+
+def run_rescore(args) -> int:
+    import importlib
+    from pathlib import Path
+
+    from factlocate import datasets
+    from factlocate.evaluation import rescore
+    from factlocate.io import read_json
+    from factlocate.models import DEFAULT_MODEL, load_model
+
+    spec = args.model or DEFAULT_MODEL
+    runs = []
+    for folder in args.runs:
+        params_path = Path(folder) / "params.json"
+        if not params_path.is_file():
+            raise FactlocateError(f"{folder} holds no eval run (no params.json): give OUT/<editor> folders")
+        params = read_json(params_path)
+        if params["model"] != spec:
+            raise FactlocateError(f"{folder} was made on {params['model']}, not {spec}: pass --model")
+        runs.append((folder, params))
+    module, _, name = RESCORE_METRICS[args.metric].partition(":")
+    metric = getattr(importlib.import_module(module), name)
+    model = load_model(spec)
+    for folder, params in runs:
+        ds = datasets.load(params["dataset"]["name"], allow_download=False)
+        if ds.digest != params["dataset"]["digest"]:
+            raise FactlocateError(f"{folder} was made on {params['dataset']['name']} with digest "
+                                  f"{params['dataset']['digest']}; the file here has {ds.digest}")
+        done = rescore.rescore(model, ds, folder, args.metric, metric)
+        print(f"{folder}: {len(done['scored'])} cases scored into extra-{args.metric}/, "
+              f"{len(done['skipped'])} without stored deltas")
     return 0
 
 

@@ -9,7 +9,11 @@ Layout of an output folder (one sub-folder per editor, so several editors sit
 side by side in one report):
 
     OUT/<editor>/params.json         model, dataset, hyperparameters, evaluation settings
-    OUT/<editor>/cases/<case_id>.json  {"case_id", "requested_rewrite", "time", "post", "pre"}
+    OUT/<editor>/cases/<case_id>.json  {"case_id", "requested_rewrite", "time", "post", "pre", "deltas"}
+    OUT/<editor>/deltas/<case_id>.safetensors  the case's weight deltas as low-rank factors (`deltas.low_rank`),
+                                     where the editor's update is low-rank (ROME, MEMIT, AlphaEdit, MEND, KE);
+                                     a metric added later scores the run from them without editing again
+                                     (`evaluation.rescore`)
 
 Each case file is written atomically as soon as the case finishes, so a rerun
 with the same parameters resumes where an interrupted run stopped (`factlocate.runfolder`).
@@ -33,6 +37,7 @@ from factlocate.metrics import zsre as zsre_metrics
 from factlocate.runfolder import RunFolder
 
 UNEDITED = "unedited"
+DELTAS = "_deltas"  # the key under which run_case hands a case's deltas to the writer
 METRICS_VERSION = 1  # bump when a metric's definition changes: invalidates the pre-edit cache
 
 
@@ -118,6 +123,7 @@ def run_case(model, record, editor, hparams, params: EvalParams, pre_cache: PreC
             case["post"] = evaluate(model, record, params, reference)
         case["time"] = {"edit": t1 - t0, "post": time.perf_counter() - t1}
         case["edit_timings"] = dict(result.timings)  # the editor's own breakdown (one-time costs included)
+        case[DELTAS] = result.deltas  # stored beside the case file by `run` (`keep_deltas`), not in it
     t2 = time.perf_counter()
     pre = pre_cache.get(record) if pre_cache else None
     if pre is None:
@@ -184,8 +190,22 @@ def run(
         run_one = None
     bar = tqdm(total=len(records), initial=len(records) - len(todo), desc=f"{editor} on {dataset.name}",
                unit="case", disable=not progress or pool is not None, dynamic_ncols=True)
+    def keep(key, case: dict) -> dict:
+        return keep_deltas(folder, key, case)
+
     with bar:
         for _ in folder.execute(items, run_one, pool=pool, task="eval_case", desc=f"{editor} on {dataset.name}",
-                                bar=bar if pool is None else None):
+                                bar=bar if pool is None else None, keep=keep):
             pass
     return folder.path
+
+
+def keep_deltas(folder: RunFolder, key, case: dict) -> dict:
+    """Store a case's deltas beside its file as low-rank factors; the case records where, or why not."""
+    from factlocate import deltas as deltas_mod
+
+    found = case.pop(DELTAS, None)
+    if found is not None:
+        path = folder.path / "deltas" / f"{key}.safetensors"
+        case["deltas"] = f"deltas/{key}.safetensors" if deltas_mod.save_low_rank(found, path) else "not low-rank"
+    return case

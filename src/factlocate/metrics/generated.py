@@ -80,3 +80,25 @@ def success(model, prompts: list[str], target: str, max_new_tokens: int = 16) ->
     rates = {k: sum(v[k] for v in verdicts) / len(verdicts) for k in ("exact", "prefix", "contains")} if verdicts \
         else {}
     return {"answers": answers, "verdicts": verdicts, **rates}
+
+
+def record_scores(model, record, max_new_tokens: int = 16) -> dict:
+    """One CounterFact or zsRE record's generated success: the share of rewrite prompts, paraphrases and
+    neighbourhood prompts whose answer holds the right target under each verdict (the new target for the first
+    two, the true answer, which must survive, for the neighbourhood), and the answers themselves."""
+    if record.kind == "counterfact":
+        groups = {"rewrite": ([record.rewrite_prompt], record.target_new),
+                  "paraphrase": (list(record.paraphrase_prompts), record.target_new),
+                  "neighborhood": (list(record.neighborhood_prompts), record.target_true)}
+    else:
+        groups = {"rewrite": ([record.rewrite_prompt], record.target_new),
+                  "paraphrase": (list(record.paraphrase_prompts), record.target_new),
+                  "neighborhood": ([record.loc_prompt], record.loc_answer)}
+    out = {}
+    for group, (prompts, target) in groups.items():
+        if prompts:
+            result = success(model, prompts, target, max_new_tokens)
+            out[group] = {k: result[k] for k in ("exact", "prefix", "contains")}
+            out[group]["answers"] = result["answers"]
+    return out
+
