@@ -11,7 +11,8 @@ side by side in one report):
     OUT/<editor>/params.json         model, dataset, hyperparameters, evaluation settings
     OUT/<editor>/cases/<case_id>.json  {"case_id", "requested_rewrite", "time", "post", "pre", "deltas"}
     OUT/<editor>/deltas/<case_id>.safetensors  the case's weight deltas as low-rank factors (`deltas.low_rank`),
-                                     where the editor's update is low-rank (ROME, MEMIT, AlphaEdit, MEND, KE);
+                                     where the editor's update is low-rank (ROME's, MEMIT's and AlphaEdit's
+                                     are; fine-tuning's are not, and the case says so);
                                      a metric added later scores the run from them without editing again
                                      (`evaluation.rescore`)
 
