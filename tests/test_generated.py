@@ -52,7 +52,8 @@ def test_greedy_answer_is_the_argmax_path_cut_at_the_stop(tiny_gpt2):
 
 def _facts():
     return [
-        {"known_id": 1, "subject": "Roman Republic", "prompt": "The capital of Roman Republic is", "relation_id": "P36"},
+        {"known_id": 1, "subject": "Roman Republic", "prompt": "The capital of Roman Republic is",
+         "relation_id": "P36"},
         {"known_id": 2, "subject": "Vinson Massif", "prompt": "Vinson Massif is located in the continent of",
          "relation_id": "P30"},
         {"known_id": 3, "subject": "LeBron James", "prompt": "LeBron James plays the sport of", "relation_id": "P641"},
@@ -161,3 +162,19 @@ def test_a_full_rank_delta_is_not_stored():
     assert deltas.low_rank(torch.randn(64, 32)) is None
     a, b = deltas.low_rank(torch.randn(64, 1) @ torch.randn(1, 32))
     assert a.shape == (64, 1) and b.shape == (1, 32)
+
+
+def test_the_summary_sets_generated_success_beside_teacher_forced(tiny_gpt2, tmp_path, monkeypatch):
+    from factlocate import datasets
+    from factlocate.evaluation import report, rescore, runner
+
+    monkeypatch.setenv("FACTLOCATE_OFFLINE", "1")
+    ds = datasets.load("counterfact-sample")
+    records = ds.split("dev")[:2]
+    overrides = dict(layer=1, v_num_grad_steps=2, stats_tokens=1000, context_template_lengths=[[5, 1]])
+    folder = runner.run(tiny_gpt2, ds, records, "rome", tmp_path, runner.EvalParams(generation=False), overrides,
+                        progress=False)
+    assert "generated" not in report.write_summary(tmp_path, figures=False)  # nothing scored yet: no table
+    rescore.rescore(tiny_gpt2, ds, folder, "generated", generated.record_scores, progress=False)
+    md = report.write_summary(tmp_path, figures=False)
+    assert "| ES | ES generated | gap |" in md and "| rome | edited | 2 |" in md and "| rome | unedited | 2 |" in md

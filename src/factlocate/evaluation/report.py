@@ -28,7 +28,9 @@ def load_run(folder: str | Path) -> dict | None:
     if not (folder / "params.json").exists():
         return None
     cases = sorted((read_json(p) for p in (folder / "cases").glob("*.json")), key=lambda c: c["case_id"])
-    return {"name": folder.name, "params": read_json(folder / "params.json"), "cases": cases} if cases else None
+    generated = {c["case_id"]: c for c in (read_json(p) for p in (folder / "extra-generated").glob("*.json"))}
+    return ({"name": folder.name, "params": read_json(folder / "params.json"), "cases": cases,
+             "generated": generated} if cases else None)
 
 
 def load_runs(out: str | Path) -> list[dict]:
@@ -83,10 +85,41 @@ def markdown(runs: list[dict], kind: str, table) -> str:
         if any(s["RS"] is None for _, _, s in table) and gen:
             lines.append("RS is n/a: ROME's attribute snippets (attribute_snippets.json) are unavailable.")
         lines.append("")
+    lines += generated_table(runs, kind)
     lines += ["| run | model | cases | median seconds per case (edit + post + pre) |", "|---|---|---:|---:|"]
     for r in runs:
         lines.append(f"| {r['name']} | {r['params']['model']} | {len(r['cases'])} | {seconds_per_case(r):.2f} |")
     return "\n".join(lines) + "\n"
+
+
+TEACHER_FORCED = {"counterfact": ("ES", "PS", "NS"), "zsre": ("Efficacy", "Paraphrase", "Specificity")}
+GROUPS = ("rewrite", "paraphrase", "neighborhood")
+
+
+def generated_table(runs: list[dict], kind: str) -> list[str]:
+    """Teacher-forced success beside success judged on greedy generations (`eval-rescore --metric generated`),
+    per run, on the cases it has both for; empty when no run has generated scores."""
+    runs = [r for r in runs if r.get("generated")]
+    if not runs:
+        return []
+    tf = TEACHER_FORCED[kind]
+    lines = ["Success judged on generation (greedy, WILD's stop rule and normalisation; `prefix` verdict): each "
+             "teacher-forced column beside its generated counterpart and the gap (generated minus teacher-forced), "
+             "x100 with 95% CIs, over the cases that have both. Neighbourhood: the true answer must survive.", "",
+             "| run | side | cases | " + " | ".join(f"{c} | {c} generated | gap" for c in tf) + " |",
+             "|---|---|---:|" + "---:|---:|---:|" * len(tf)]
+    for run in runs:
+        cases = [c for c in run["cases"] if c["case_id"] in run["generated"]]
+        sides = [("pre", "unedited")] + ([("post", "edited")] if run["params"]["editor"] != UNEDITED else [])
+        for side, label in sides:
+            cells = []
+            for col, group in zip(tf, GROUPS):
+                forced = [c[side]["scores"].get(col) for c in cases]
+                gen = [run["generated"][c["case_id"]][side].get(group, {}).get("prefix") for c in cases]
+                gaps = [g - f for f, g in zip(forced, gen) if f is not None and g is not None]
+                cells += [summ.cell(summ.mean_ci(forced)), summ.cell(summ.mean_ci(gen)), summ.cell(summ.mean_ci(gaps))]
+            lines.append(f"| {run['name']} | {label} | {len(cases)} | " + " | ".join(cells) + " |")
+    return lines + [""]
 
 
 def write_summary(out: str | Path, figures: bool = True, order: tuple[str, ...] = ()) -> str:
