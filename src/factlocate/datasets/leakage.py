@@ -1,6 +1,7 @@
 """What must never cross: no text of a `test` record appears in tuning (`dev`) or training data.
 
     texts(record)                       every prompt a record holds, whatever its field
+    all_texts(records)                  the union over records
     check_disjoint(test, others, what)  a one-line error naming the first shared text, else None
 
 A record's texts are its rewrite prompt (filled with the subject), and for CounterFact its paraphrase,
@@ -27,6 +28,11 @@ def texts(record) -> set[str]:
     else:
         out.append(record.loc_prompt)
     return _clean(out)
+
+
+def all_texts(records) -> set[str]:
+    """Every text of every record (an empty set for none)."""
+    return set().union(*(texts(r) for r in records))
 
 
 TRAINING_FIELDS = ("prompt", "rephrase_prompt", "locality_prompt", "src", "rephrase", "loc")
@@ -58,8 +64,7 @@ def shared(test_texts: set[str], other_texts: Iterable[set[str]]) -> list[tuple[
 
 def check_disjoint(test_records, others: Iterable[set[str]], what: str) -> None:
     """Raise a one-line error if any of `others` (text sets) shares a text with a test record."""
-    test_texts = set().union(*(texts(r) for r in test_records)) if test_records else set()
-    hits = shared(test_texts, others)
+    hits = shared(all_texts(test_records), others)
     if hits:
         i, text = hits[0]
         raise FactlocateError(f"{what}: {len(hits)} item(s) share text with the test split, the first (item {i}) "

@@ -58,7 +58,7 @@ def case_ids(dataset, split: str) -> list[int]:
 def make(dataset, test_n: int = 100) -> dict:
     """The shipped rule: test = the first `test_n` records; dev = every later record sharing no text with test."""
     test = dataset.records[:test_n]
-    test_texts = set().union(*(leakage.texts(r) for r in test))
+    test_texts = leakage.all_texts(test)
     dev = [r for r in dataset.records[test_n:] if not leakage.texts(r) & test_texts]
     ids = {"dev": [r.case_id for r in dev], "test": [r.case_id for r in test]}
     return {"dataset": dataset.name, "digest": dataset.digest, "kind": dataset.kind,

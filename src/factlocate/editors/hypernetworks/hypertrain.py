@@ -69,7 +69,7 @@ def _test_texts() -> set[str]:
     from factlocate.datasets import leakage
 
     records = [r for name in ("counterfact-sample", "zsre-sample") for r in datasets.load(name).split("test")]
-    return set().union(*(leakage.texts(r) for r in records))
+    return leakage.all_texts(records)
 
 
 def _from_cf(raws: list) -> tuple[list[hypernet.Example], int]:
