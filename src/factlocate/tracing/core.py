@@ -42,7 +42,7 @@ class RunSpec:
     top: int = 10  # atp+verify: sites per grid verified exactly (plus those the bound cannot rule out)
     graddrop: bool = False  # atp: AtP*'s GradDrop against cancellation (one backward pass per layer)
     budget: float = 0.5  # atp+budget: share of cells (from the subject on) run exactly; chosen on dev facts:
-    # tools/atp_budget.py, notes/atp.md
+    # the first 50 of 100 facts per model, docs/atp/<model>/budget.json (tools/atp_budget.py, notes/atp.md)
 
     def __post_init__(self):
         if not isinstance(self.samples, int) or self.samples < 1:
