@@ -22,6 +22,7 @@ with the same parameters resumes where an interrupted run stopped (`factlocate.r
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -191,12 +192,9 @@ def run(
         run_one = None
     bar = tqdm(total=len(records), initial=len(records) - len(todo), desc=f"{editor} on {dataset.name}",
                unit="case", disable=not progress or pool is not None, dynamic_ncols=True)
-    def keep(key, case: dict) -> dict:
-        return keep_deltas(folder, key, case)
-
     with bar:
         for _ in folder.execute(items, run_one, pool=pool, task="eval_case", desc=f"{editor} on {dataset.name}",
-                                bar=bar if pool is None else None, keep=keep):
+                                bar=bar if pool is None else None, keep=functools.partial(keep_deltas, folder)):
             pass
     return folder.path
 
