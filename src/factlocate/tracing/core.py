@@ -160,8 +160,11 @@ def _readout(model, prep: "Prepared") -> tuple[Readout, float]:
 
 
 def prepare(model, prompt: str, subject: str, grids: list[GridSpec], run: RunSpec,
-            corrupt: Corruption) -> Prepared:
-    """Tokenise, locate the subject, check the windows, find the clean answer and the readout."""
+            corrupt: Corruption, answer: str | None = None) -> Prepared:
+    """Tokenise, locate the subject, check the windows, find the clean answer and the readout.
+
+    The answer traced is the clean run's top-1 token, or the first token of `answer` where one is given
+    (Hase et al. trace the true target's probability whatever the model's top-1)."""
     if not isinstance(prompt, str) or not prompt.strip():
         raise FactlocateError("the prompt is empty")
     n_layers = arch.n_layers(model)
@@ -172,8 +175,12 @@ def prepare(model, prompt: str, subject: str, grids: list[GridSpec], run: RunSpe
             )
     ids = tokens.encode(model, prompt)
     b, e = tokens.subject_range(model, prompt, subject)
-    answer, high = clean_prediction(model, ids)
-    prep = Prepared(ids, (b, e), answer, high, corrupt, run, n_layers, int(model.cfg.d_model))
+    if answer is None:
+        answer_id, high = clean_prediction(model, ids)
+    else:
+        answer_id = tokens.encode_target(model, answer)[0]
+        high = float(torch.softmax(last_logits(model, torch.tensor([ids], dtype=torch.long)).float(), -1)[0, answer_id])
+    prep = Prepared(ids, (b, e), answer_id, high, corrupt, run, n_layers, int(model.cfg.d_model))
     if run.metric != "prob":
         prep.readout, prep.high_score = _readout(model, prep)
     return prep

@@ -50,7 +50,8 @@ def _grids(grids) -> list[GridSpec]:
 
 def trace_kinds(model, prompt: str, subject: str, grids=KINDS, run: RunSpec | None = None, *,
                 noise: Noise | None = None, token_range=None, progress: bool = False,
-                partners: list[dict] | None = None, relation: str | None = None) -> dict[str, TraceResult]:
+                partners: list[dict] | None = None, relation: str | None = None,
+                answer: str | None = None) -> dict[str, TraceResult]:
     """Trace several grids of one prompt with one clean run and one corruption.
 
     `grids` lists `GridSpec`s (or kind names). The results are keyed by kind, with
@@ -60,7 +61,8 @@ def trace_kinds(model, prompt: str, subject: str, grids=KINDS, run: RunSpec | No
     `str` corruption swaps the subject for facts of `partners` (default: the shipped known facts),
     of the same `relation` where possible. `run.method` chooses exact
     tracing, attribution patching (`atp`), AtP with exact verification (`atp+verify`), or AtP with a fixed
-    share of cells run exactly (`atp+budget`).
+    share of cells run exactly (`atp+budget`). `answer` traces the probability of that text's first token
+    instead of the clean top-1 token's.
     """
     run = run or RunSpec()
     grids = _grids(grids)
@@ -68,7 +70,7 @@ def trace_kinds(model, prompt: str, subject: str, grids=KINDS, run: RunSpec | No
         raise FactlocateError("attribution patching verifies with the batched engine: use --engine batched")
     corrupt = corruption.for_prompt(corruption.Setting(model, prompt, subject, run, noise, partners, relation))
     start = time.perf_counter()
-    prep = prepare(model, prompt, subject, grids, run, corrupt)
+    prep = prepare(model, prompt, subject, grids, run, corrupt, answer)
     positions = _positions(prep, token_range)
     exact = estimates = [None] * len(grids)
     if run.method == "atp":
@@ -112,7 +114,7 @@ def trace(model, prompt: str, subject: str, kind: str = "hidden", **options) -> 
         run["noise"] = noise.spec.text
     else:
         run["noise"], noise = str(noise), None
-    unknown = set(rest) - {"token_range", "progress", "partners", "relation"}
+    unknown = set(rest) - {"token_range", "progress", "partners", "relation", "answer"}
     if unknown:
         raise FactlocateError(f"unknown trace options {sorted(unknown)}")
     results = trace_kinds(model, prompt, subject, [GridSpec(kind, **grid)], RunSpec(**run), noise=noise, **rest)

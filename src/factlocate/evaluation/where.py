@@ -1,0 +1,294 @@
+"""Where to edit: Hase et al.'s analysis of a localisation study, and a layer recommended from it.
+
+Reads a study folder (`localisation.collect`: OUT/traces, OUT/sweep) and writes
+
+    OUT/analysis.json   every number below, with the study's parameters and the cases used
+    OUT/analysis.md     the R² table, best layer against traced peak, and the recommenders cross-fitted
+    OUT/scatter.html    edit outcome against tracing effect, one colour per layer
+
+    table = load_table(out)                          # rows (case, layer): effects and outcomes
+    summary = analyse(out)                           # the markdown
+    choice = recommend(out, "sweep", "rome", "smollm2-135m", "rome-where.yaml")
+
+Outcomes per (case, layer): ES, PS, NS (CounterFact's, per case), S (their harmonic mean) and the rewrite and
+paraphrase scores, (p_after(new) - p_before(new)) / (1 - p_before(new)) averaged over the prompts (Hase et al.).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+from pathlib import Path
+
+import numpy as np
+
+from factlocate.errors import FactlocateError
+from factlocate.evaluation.localisation import TRACES
+from factlocate.io import read_json, write_json, write_text
+from factlocate.metrics import localisation as loc
+
+REGRESSED = ("rewrite", "paraphrase", "NS", "S")
+STRATEGIES = ("trace", "sweep")
+
+
+def _score(nlls_pre: list[dict], nlls_post: list[dict]) -> float | None:
+    """Hase et al.'s rewrite score over prompts: the share of the gap to p(new) = 1 that the edit closed."""
+    values = []
+    for a, b in zip(nlls_pre, nlls_post):
+        before, after = math.exp(-a["target_new"]), math.exp(-b["target_new"])
+        values.append((after - before) / (1 - before) if before < 1 else 0.0)
+    return float(np.mean(values)) if values else None
+
+
+def outcome(case: dict) -> dict:
+    post, pre = case["post"], case["pre"]
+    s = post["scores"]
+    return {"ES": s["ES"], "PS": s["PS"], "NS": s["NS"], "S": loc.hmean([s["ES"], s["PS"], s["NS"]]),
+            "rewrite": _score(pre["rewrite_prompts_probs"], post["rewrite_prompts_probs"]),
+            "paraphrase": _score(pre["paraphrase_prompts_probs"], post["paraphrase_prompts_probs"])}
+
+
+def load_table(out: str | Path) -> dict:
+    """{"layers", "cases", "effects": {trace: [case][all layers]}, "rows": [(case, layer) dicts]}; only cases
+    traced and edited at every swept layer."""
+    out = Path(out)
+    traces = {c["case_id"]: c for c in (read_json(p) for p in sorted((out / "traces" / "cases").glob("*.json")))}
+    runs = sorted((out / "sweep" / "runs").glob("*-L*-subject_last"))
+    by_layer = {}
+    for run in runs:
+        layer = int(run.name.rsplit("-L", 1)[1].split("-")[0])
+        by_layer[layer] = {c["case_id"]: c for c in (read_json(p) for p in (run / "cases").glob("*.json"))}
+    layers = sorted(by_layer)
+    cases = [c for c in traces if all(c in by_layer[layer] for layer in layers)]
+    if not cases or not layers:
+        raise FactlocateError(f"{out} holds no case both traced and edited at every swept layer")
+    rows = []
+    for c in cases:
+        for layer in layers:
+            rows.append({"case_id": c, "layer": layer, **{t: traces[c]["effects"][t][layer] for t in TRACES},
+                         **outcome(by_layer[layer][c])})
+    return {"layers": layers, "cases": cases, "rows": rows,
+            "effects": {t: [traces[c]["effects"][t] for c in cases] for t in TRACES}}
+
+
+def aggregate_s(rows: list[dict]) -> float:
+    """CounterFact's S x100 over a set of (case, layer) rows: the harmonic mean of mean ES, PS and NS."""
+    return 100 * loc.hmean([np.mean([r[m] for r in rows]) for m in ("ES", "PS", "NS")])
+
+
+def _by_case(rows: list[dict]) -> dict[int, dict[int, dict]]:
+    out: dict[int, dict[int, dict]] = {}
+    for r in rows:
+        out.setdefault(r["case_id"], {})[r["layer"]] = r
+    return out
+
+
+def best_layer_of_case(per_layer: dict[int, dict]) -> int:
+    """A fact's best layer: the largest S, then the largest rewrite score, then the earliest layer."""
+    return max(per_layer, key=lambda layer: (per_layer[layer]["S"], per_layer[layer]["rewrite"], -layer))
+
+
+def choose(rows: list[dict], strategy: str, effects: dict | None = None, layers: list[int] | None = None) -> int:
+    """The layer a strategy picks from these rows: `sweep`, the best aggregate S (ties: larger mean rewrite score,
+    then the earlier layer); `trace`, the largest mean MLP effect (window 10) over `layers`."""
+    if strategy == "sweep":
+        layers = sorted({r["layer"] for r in rows})
+        score = {layer: (round(aggregate_s([r for r in rows if r["layer"] == layer]), 6),
+                         np.mean([r["rewrite"] for r in rows if r["layer"] == layer]), -layer) for layer in layers}
+        return max(layers, key=score.get)
+    if strategy == "trace":
+        mean = np.asarray(effects["mlp_w10"]).mean(axis=0)
+        return max(layers, key=lambda layer: (mean[layer], -layer))
+    raise FactlocateError(f"unknown strategy {strategy!r}: use {', '.join(STRATEGIES)}")
+
+
+def trace_choice(out: str | Path) -> dict:
+    """The trace strategy from the traces alone: the layer of the largest mean MLP effect (window 10), any layer."""
+    out = Path(out)
+    params = read_json(out / "traces" / "params.json")
+    traces = [read_json(p) for p in sorted((out / "traces" / "cases").glob("*.json"))]
+    if not traces:
+        raise FactlocateError(f"{out} holds no traced case")
+    effects = {"mlp_w10": [t["effects"]["mlp_w10"] for t in traces]}
+    n_layers = len(traces[0]["effects"]["mlp_w10"])
+    return {"model": params["model"], "dataset": params["dataset"], "cases": [t["case_id"] for t in traces],
+            "n_layers": n_layers, "choice": {"trace": choose([], "trace", effects, list(range(n_layers)))},
+            "mean_mlp_w10": np.asarray(effects["mlp_w10"]).mean(axis=0).tolist()}
+
+
+def regressions(table: dict, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """For each outcome and tracing effect: R² of layer, trace and both, and the added R² with a fact bootstrap CI."""
+    groups = list(_by_case(table["rows"]).values())
+    out = []
+    for y in REGRESSED:
+        for t in TRACES:
+            def added(gs, y=y, t=t):
+                rows = [r for g in gs for r in g.values()]
+                return loc.r2_table([r[y] for r in rows], [r[t] for r in rows], [r["layer"] for r in rows])["added"]
+            fit = loc.r2_table([r[y] for r in table["rows"]], [r[t] for r in table["rows"]],
+                               [r["layer"] for r in table["rows"]])
+            out.append({"outcome": y, "effect": t, **fit, "added_ci": loc.bootstrap(groups, added, n_boot, seed)})
+    return out
+
+
+def peaks(table: dict) -> dict:
+    """Per fact, the best edit layer against the layer of its largest MLP effect (window 10) among the swept ones."""
+    layers, by_case = table["layers"], _by_case(table["rows"])
+    best = [best_layer_of_case(by_case[c]) for c in table["cases"]]
+    effect = np.asarray(table["effects"]["mlp_w10"])[:, layers]
+    peak = loc.best_layers(effect, layers)
+    same = [b == p for b, p in zip(best, peak)]
+    return {"best": best, "peak": peak, "agree": float(np.mean(same)),
+            "mean_abs_gap": float(np.mean([abs(b - p) for b, p in zip(best, peak)]))}
+
+
+def crossfit(table: dict, config_layer: int | None, n_layers: int, n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    """Each rule chooses on one half of the facts (alternate cases) and is scored on the other half; the pooled
+    held-out S against the oracle's (every fact at its own best layer), with a fact bootstrap CI of the ratio
+    (the choices held fixed)."""
+    layers, by_case = table["layers"], _by_case(table["rows"])
+    cases = table["cases"]
+    halves = [cases[0::2], cases[1::2]]
+    index = {c: i for i, c in enumerate(cases)}
+    depth = round(17 / 48 * n_layers)  # ROME's GPT-2 XL layer 17 of 48, by relative depth
+    rules = {
+        "sweep": lambda fit: choose([r for c in fit for r in by_case[c].values()], "sweep"),
+        "trace": lambda fit: choose([], "trace", {"mlp_w10": [table["effects"]["mlp_w10"][index[c]] for c in fit]},
+                                    layers),
+        "paper's relative depth": lambda fit: min(layers, key=lambda layer: (abs(layer - depth), layer)),
+    }
+    if config_layer is not None and config_layer in layers:
+        rules["current config"] = lambda fit: config_layer
+    oracle = {c: by_case[c][best_layer_of_case(by_case[c])] for c in cases}
+    out = []
+    for name, rule in rules.items():
+        picked = {}
+        for fit, held in ((halves[0], halves[1]), (halves[1], halves[0])):
+            layer = rule(fit)
+            picked.update({c: (layer, by_case[c][layer]) for c in held})
+
+        def ratio(cs):
+            return aggregate_s([picked[c][1] for c in cs]) / max(aggregate_s([oracle[c] for c in cs]), 1e-9)
+        out.append({"rule": name, "layers": sorted({picked[c][0] for c in cases}),
+                    "S": aggregate_s([picked[c][1] for c in cases]), "oracle_S": aggregate_s(list(oracle.values())),
+                    "ratio": ratio(cases), "ratio_ci": loc.bootstrap(cases, ratio, n_boot, seed)})
+    return out
+
+
+def analyse(out: str | Path, n_boot: int = 1000) -> str:
+    """Write OUT/analysis.json, analysis.md and scatter.html; return the markdown."""
+    from factlocate import editors
+    from factlocate.plots.localisation import scatter
+
+    out = Path(out)
+    table = load_table(out)
+    params = read_json(out / "traces" / "params.json")
+    model = params["model"]
+    sweep_params = read_json(next((out / "sweep" / "runs").glob("*/params.json")))
+    editor = sweep_params["editor"]
+    n_layers = len(table["effects"]["hidden"][0])
+    try:
+        hp = editors.get(editor).load_hparams(model)
+        config_layer = getattr(hp, "layer", None)
+    except FactlocateError:
+        config_layer = None
+    result = {
+        "model": model, "editor": editor, "dataset": params["dataset"], "cases": table["cases"],
+        "layers": table["layers"], "n_layers": n_layers,
+        "regressions": regressions(table, n_boot), "peaks": peaks(table),
+        "per_layer": [{"layer": layer, "S": aggregate_s([r for r in table["rows"] if r["layer"] == layer]),
+                       **{m: 100 * float(np.mean([r[m] for r in table["rows"] if r["layer"] == layer]))
+                          for m in ("ES", "PS", "NS", "rewrite")},
+                       "mlp_w10": float(np.mean([r["mlp_w10"] for r in table["rows"] if r["layer"] == layer]))}
+                      for layer in table["layers"]],
+        "crossfit": crossfit(table, config_layer, n_layers, n_boot),
+        "choice": {s: choose(table["rows"], s, table["effects"], table["layers"]) for s in STRATEGIES},
+        "config_layer": config_layer,
+    }
+    write_json(out / "analysis.json", result)
+    md = markdown(result)
+    write_text(out / "analysis.md", md)
+    write_text(out / "scatter.html", scatter(table["rows"], TRACES, REGRESSED, f"{model}: {editor}")
+               .to_html(include_plotlyjs=True))
+    return md
+
+
+def markdown(a: dict) -> str:
+    lines = [f"# Does localisation tell you where to edit? {a['model']}, {a['editor']}", "",
+             f"{len(a['cases'])} known {a['dataset']['name']} `{a['dataset'].get('split', '?')}` cases, edited at "
+             f"layers {', '.join(map(str, a['layers']))} (key at the last subject token). Tracing effects at the "
+             "last subject token, of the true target's probability. CIs: 95%, resampling facts.", "",
+             "## How much the trace explains (R²)", "",
+             "| outcome | tracing effect | layer only | trace only | both | added by the trace [CI] |", "|---|---|---:|---:|---:|---:|"]
+    for r in a["regressions"]:
+        lo, hi = r["added_ci"]
+        lines.append(f"| {r['outcome']} | {r['effect']} | {r['layer']:.3f} | {r['trace']:.3f} | {r['both']:.3f} | "
+                     f"{r['added']:.3f} [{lo:.3f}, {hi:.3f}] |")
+    p = a["peaks"]
+    lines += ["", "## Each fact's best edit layer against its traced peak (MLP, window 10, swept layers)", "",
+              f"Same layer for {100 * p['agree']:.0f}% of facts; mean gap {p['mean_abs_gap']:.1f} layers.", "",
+              "## Per layer (x100; mlp_w10: mean tracing effect)", "",
+              "| layer | S | ES | PS | NS | rewrite | mlp_w10 |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in a["per_layer"]:
+        lines.append(f"| {r['layer']} | {r['S']:.1f} | {r['ES']:.1f} | {r['PS']:.1f} | {r['NS']:.1f} | "
+                     f"{r['rewrite']:.1f} | {r['mlp_w10']:.4f} |")
+    lines += ["", "## Rules chosen on one half of the facts, scored on the other (cross-fitted on this split)", "",
+              "| rule | layers chosen | held-out S | oracle S | ratio [CI] |", "|---|---|---:|---:|---:|"]
+    for r in a["crossfit"]:
+        lo, hi = r["ratio_ci"]
+        lines.append(f"| {r['rule']} | {', '.join(map(str, r['layers']))} | {r['S']:.1f} | {r['oracle_S']:.1f} | "
+                     f"{r['ratio']:.3f} [{lo:.3f}, {hi:.3f}] |")
+    lines += ["", f"Chosen on all these facts: sweep → layer {a['choice']['sweep']}, trace → layer "
+              f"{a['choice']['trace']}; the shipped config edits layer {a['config_layer']}.", ""]
+    return "\n".join(lines)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+def recommend(out: str | Path, strategy: str, editor: str, model_spec: str | None, config: str | Path,
+              overrides: dict | None = None) -> dict:
+    """Choose a layer from the study in `out` and write the editor's config with it, the choice and its evidence.
+
+    The config holds the hyperparameters the study's edits used, or (the trace strategy, no edits) the shipped
+    config with `overrides`; the chosen layer replaces the layer, or centres a range editor's layers."""
+    import yaml
+
+    from factlocate import editors
+    from factlocate.models import DEFAULT_MODEL
+
+    out, config = Path(out), Path(config)
+    if strategy == "sweep":
+        analyse(out)
+        evidence = out / "analysis.json"
+    else:  # the trace alone: no edits needed
+        evidence = write_json(out / "trace-choice.json", trace_choice(out))
+    a = read_json(evidence)
+    layer = a["choice"][strategy]
+    runs = sorted((out / "sweep" / "runs").glob(f"{editor}-L*-subject_last/params.json"))
+    if runs:  # the hyperparameters the study edited with (its --set included)
+        values = read_json(runs[0])["hparams"]
+    else:
+        module = editors.get(editor)
+        values = dataclasses.asdict(module.HParams.load(model_spec or DEFAULT_MODEL,
+                                                        {**(overrides or {}), **_layer_override(module)}))
+    if "layer" in values:
+        values["layer"] = layer
+    else:  # a range editor: the config's width, centred on the chosen layer, inside the model
+        width = len(values["layers"])
+        start = min(max(0, layer - width // 2), a["n_layers"] - width)
+        values["layers"] = list(range(start, start + width))
+    head = (f"# {editor} on {a['model']}: layer chosen by `factlocate where-to-edit --strategy {strategy}`\n"
+            f"# from {len(a['cases'])} {a['dataset']['name']} {a['dataset'].get('split', '?')} cases; evidence: "
+            f"{evidence} (sha256 {digest(evidence)})\n")
+    choice = {"strategy": strategy, "layer": layer, "evidence": str(evidence), "evidence_sha256": digest(evidence)}
+    write_text(config, head + yaml.safe_dump(values, sort_keys=False))
+    write_json(config.with_suffix(".evidence.json"), choice)
+    return choice
+
+
+def _layer_override(module) -> dict:
+    """A placeholder layer, so that a config without one (default.yaml) loads; the chosen layer replaces it."""
+    fields = {f.name for f in dataclasses.fields(module.HParams)}
+    return {"layer": 0} if "layer" in fields else {"layers": [0]}
