@@ -550,7 +550,7 @@ with pd.option_context("display.max_colwidth", None):
 **What to expect.** On GPT-2 XL, FT reaches the rewrite and the paraphrases but also moves
 the neighbours to *medicine* (low NS); FT+L keeps the neighbours but rarely generalises;
 AttnEdit changes the rewrite prompt only; ROME gets all three. A small model and a single
-fact make the numbers noisy: `factlocate eval --dataset counterfact --editor rome` runs the
+fact make the numbers noisy: `factlocate eval --dataset counterfact-sample --editor rome` runs the
 benchmark over many cases.
 '''),
 ]

@@ -67,12 +67,12 @@ def test_a_stateful_editor_written_to_the_contract_runs_through_edit_eval_and_se
                  "--templates", str(tmp_path / "none.txt")]) == 2
     assert "does not take --templates" in capsys.readouterr().err
 
-    assert main(["eval", *one, "--dataset", "counterfact", "--n", "2", "--no-generation", "--no-figures",
+    assert main(["eval", *one, "--dataset", "counterfact-sample", "--n", "2", "--no-generation", "--no-figures",
                  "--out", str(tmp_path / "eval")]) == 0
     assert len(list((tmp_path / "eval" / "toy-stateful" / "cases").glob("*.json"))) == 2
 
     seq = tmp_path / "seq"
-    assert main(["eval", "--sequential", *one, "--dataset", "counterfact", "--batch", "2", "--edits", "6",
+    assert main(["eval", "--sequential", *one, "--dataset", "counterfact-sample", "--batch", "2", "--edits", "6",
                  "--probe-cases", "2", "--no-generation", "--out", str(seq)]) == 0
     from safetensors import safe_open
 
@@ -178,7 +178,7 @@ def test_trace_facts_n_zero_is_refused(tiny_dirs, tmp_path, capsys):
 
 def test_eval_unknown_editor_is_named_before_any_data_loads(tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("FACTLOCATE_OFFLINE", raising=False)
-    assert main(["eval", "--editor", "nosuch", "--dataset", "counterfact", "--out", str(tmp_path / "e")]) == 2
+    assert main(["eval", "--editor", "nosuch", "--dataset", "counterfact-sample", "--out", str(tmp_path / "e")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown editor 'nosuch'" in err
 

@@ -64,7 +64,7 @@ def test_trace_facts_on_ray_equals_single_process(tiny_gpt2, pool, tmp_path):
 
 
 def _eval(model, out, pool=None, spec=None, records=None):
-    ds = datasets.load("counterfact", allow_download=False)
+    ds = datasets.load("counterfact-sample")
     records = records or ds.select(0, 4)
     params = runner.EvalParams(generation=False)
     overrides = dict(layer=1, v_num_grad_steps=3, stats_tokens=1000, context_template_lengths=[[5, 1]])
@@ -96,7 +96,7 @@ def test_eval_on_ray_equals_single_process_and_survives_a_killed_worker(tiny_gpt
 
 
 def test_ray_alphaedit_prepares_once_per_worker_and_equals_single_process(tiny_gpt2, tiny_dirs, pool, tmp_path):
-    ds = datasets.load("counterfact", allow_download=False)
+    ds = datasets.load("counterfact-sample")
     records = ds.select(0, 4)
     params = runner.EvalParams(generation=False)
     stats = key_stats.key_stats(tiny_gpt2, [1, 2], tokens_budget=1000, progress=False)

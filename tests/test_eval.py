@@ -46,7 +46,7 @@ def _offline(monkeypatch):
 
 @pytest.fixture(scope="module")
 def cf():
-    return datasets.load("counterfact", allow_download=False)
+    return datasets.load("counterfact-sample")
 
 
 # ---------------------------------------------------------------- datasets
@@ -57,7 +57,7 @@ def test_shipped_samples_load_with_valid_records(cf):
     r = cf.records[0]
     assert r.case_id == 18 and r.rewrite_prompt == r.prompt.format(r.subject)
     assert len(r.paraphrase_prompts) == 2 and len(r.neighborhood_prompts) == 10 and len(r.generation_prompts) == 10
-    z = datasets.load("zsre", allow_download=False)
+    z = datasets.load("zsre-sample")
     assert z.records[0].request().text == z.records[0].rewrite_prompt
     assert z.records[0].loc_prompt.endswith("?") and z.records[0].target_new == "1998"
 
@@ -98,11 +98,19 @@ def test_selection_and_case_files(tmp_path, cf):
         cf.select(case_ids=[123456789])
 
 
-def test_download_offline_fails_clearly_and_falls_back():
+def test_a_dataset_name_fails_offline_instead_of_switching(capsys):
+    """`counterfact` is the canonical file or an error naming the sample, never the sample in its place."""
     with pytest.raises(FactlocateError, match="unreachable; pass a local path"):
         download.fetch("counterfact.json")
-    ds = datasets.load("counterfact")
-    assert ds.name == "counterfact-sample" and "shipped sample" in ds.note
+    for kind in ("counterfact", "zsre"):
+        with pytest.raises(FactlocateError, match=f"--dataset {kind}-sample"):
+            datasets.load(kind)
+        with pytest.raises(FactlocateError, match="not cached here"):
+            datasets.load(kind, allow_download=False)
+        assert datasets.load(f"{kind}-sample").name == f"{kind}-sample"
+    assert main(["eval", "--dataset", "counterfact", "--editor", "unedited", "--out", "unused"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "counterfact-sample" in err
 
 
 # ---------------------------------------------------------------- runner
@@ -201,7 +209,7 @@ def test_generation_metrics_are_seeded_and_rs_is_unavailable(tiny_gpt2, cf, tmp_
 
 
 def test_zsre_run(tiny_gpt2, tmp_path):
-    z = datasets.load("zsre", allow_download=False)
+    z = datasets.load("zsre-sample")
     runner.run(tiny_gpt2, z, z.select(0, 2), "toy", tmp_path, NO_GEN, module=TOY, progress=False)
     md = report.write_summary(tmp_path, figures=False)
     assert "| S | Efficacy | Paraphrase | Specificity |" in md

@@ -131,7 +131,7 @@ def test_batched_targets_match_one_at_a_time_to_float64_rounding(tiny_dirs):
 
 
 def _records():
-    ds = datasets.load("counterfact", allow_download=False)
+    ds = datasets.load("counterfact-sample")
     return ds, ds.records
 
 
@@ -402,7 +402,7 @@ def test_an_evaluation_run_prepares_alphaedits_projections_once(tiny_gpt2, tmp_p
     made = []
     initial_state = alphaedit.initial_state
     monkeypatch.setattr(alphaedit, "initial_state", lambda *a, **k: made.append(1) or initial_state(*a, **k))
-    ds = datasets.load("counterfact", allow_download=False)
+    ds = datasets.load("counterfact-sample")
     folder = runner.run(tiny_gpt2, ds, ds.select(0, 3), "alphaedit", tmp_path, runner.EvalParams(generation=False),
                         overrides, progress=False, pre_cache=False)
     assert len(made) == 1 and len(list((folder / "cases").glob("*.json"))) == 3

@@ -1,6 +1,6 @@
 """Which ROME edits break the model: each request of a stretch of the sequential run, edited alone on the unedited weights.
 
-    python -m tools.rome_collapse --model smollm2-135m --dataset counterfact --start 50 --stop 60 \
+    python -m tools.rome_collapse --model smollm2-135m --dataset counterfact-sample --start 50 --stop 60 \
         --out results/seq/smollm2-135m/rome-collapse.json
 
 The sequential ROME run logs every 10 edits, so a jump in perplexity or weight norm names a stretch of 10
@@ -36,7 +36,7 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--dataset", default="counterfact")
+    p.add_argument("--dataset", default="counterfact-sample")
     p.add_argument("--start", type=int, required=True, help="first request (0-based, in the run's order)")
     p.add_argument("--stop", type=int, required=True, help="one past the last request")
     p.add_argument("--ppl-tokens", type=int, default=4096)

@@ -33,7 +33,7 @@ def run() -> str:
 
     os.environ.setdefault("FACTLOCATE_OFFLINE", "1")
     model = load_model(MODEL)
-    ds = datasets.load("counterfact", allow_download=False)
+    ds = datasets.load("counterfact-sample")
     records = ds.select(0, N_CASES)
     no_gen, gen = runner.EvalParams(generation=False), runner.EvalParams(generation=True)
     runner.evaluate(model, records[0], no_gen)  # warm-up

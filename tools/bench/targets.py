@@ -42,7 +42,7 @@ def run() -> str:
     model = load_model(MODEL)
     hp = memit.HParams.load(MODEL)
     serial_hp = memit.HParams.load(MODEL, {"batch_targets": False})
-    records = datasets.load("counterfact", allow_download=False).select(0, BATCHED)
+    records = datasets.load("counterfact-sample").select(0, BATCHED)
     requests = [r.request() for r in records]
     templates = context_templates.context_templates(model, hp.context_template_lengths, hp.seed)
     chunk = hp.target_batch_size

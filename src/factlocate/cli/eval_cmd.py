@@ -10,9 +10,9 @@ from factlocate.errors import FactlocateError
 
 def register(sub) -> None:
     p = sub.add_parser("eval", help="evaluate editors on CounterFact or zsRE (Table 1 / Table 2 metrics)")
-    p.add_argument("--dataset", default="counterfact",
-                   help="counterfact, zsre, counterfact:PATH or zsre:PATH (default counterfact: "
-                        "the canonical file if cached or downloadable, else the shipped sample)")
+    p.add_argument("--dataset", default="counterfact-sample",
+                   help="counterfact-sample (default: the shipped 400 records), zsre-sample, counterfact or zsre "
+                        "(the canonical file, cached or downloaded; an error offline), counterfact:PATH or zsre:PATH")
     p.add_argument("--editor", default="rome",
                    help="editor name, or several separated by commas; 'unedited' evaluates the model only")
     p.add_argument("--model", default=None, help="model spec (default gemma-3-270m)")
@@ -54,7 +54,7 @@ def register(sub) -> None:
     p = sub.add_parser("sweep", help="edit at every layer and token type and plot ES, PS, NS, S (Figure 5)")
     p.add_argument("--editor", default="rome", help="an editor with layer and fact_token hyperparameters")
     p.add_argument("--model", default=None)
-    p.add_argument("--dataset", default="counterfact")
+    p.add_argument("--dataset", default="counterfact-sample", help="as for eval --dataset")
     p.add_argument("--tokens", default=None, help="fact-token rules, comma-separated (default: all four)")
     _selection_args(p, default_n=10)
     add_hparams_args(p, layer_help="layers to sweep, e.g. 0-17 or 2,5,8 (default: every layer)")
@@ -153,7 +153,7 @@ def _run_sequential(args, names: list[str], overrides: dict) -> int:
         gen_cases=0 if args.no_generation else args.gen_cases, max_length=args.max_length, seed=args.seed)
     ds = datasets.load(args.dataset)
     if ds.kind != "counterfact":
-        raise FactlocateError("--sequential uses CounterFact records: pass --dataset counterfact[:PATH]")
+        raise FactlocateError("--sequential uses CounterFact records: pass --dataset counterfact-sample, counterfact or counterfact:PATH")
     if ds.note:
         print(f"factlocate: {ds.note}", file=sys.stderr)
     records = (ds.split(args.split) if args.split else ds.records)[args.start:]

@@ -15,9 +15,9 @@ def register(sub) -> None:
     p.add_argument("--sweep-layers", default=None, help="layers for Figure 5, e.g. 0-29 or 0,3,6 (default every)")
     p.add_argument("--eval-cases", type=int, default=100, help="cases per editor in Tables 1 and 2 (default 100)")
     p.add_argument("--no-generation", action="store_true", help="Table 2 without GE (much faster)")
-    p.add_argument("--counterfact", default="counterfact", help="CounterFact spec, as for eval --dataset")
-    p.add_argument("--zsre", default="zsre", help="zsRE spec, as for eval --dataset")
-    p.add_argument("--sequential-dataset", default="counterfact",
+    p.add_argument("--counterfact", default="counterfact-sample", help="CounterFact spec, as for eval --dataset")
+    p.add_argument("--zsre", default="zsre-sample", help="zsRE spec, as for eval --dataset")
+    p.add_argument("--sequential-dataset", default="counterfact-sample",
                    help="CounterFact spec with enough records for the sequential runs (1,000 edits)")
     p.add_argument("--sequential", default=None,
                    help="sequential runs as editor:edits:batch:log_every,... (default memit:1000:100:1,"

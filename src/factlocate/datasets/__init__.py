@@ -1,6 +1,9 @@
 """Evaluation datasets: CounterFact and zsRE, from a local path, the cache or the shipped sample.
 
-    ds = datasets.load("counterfact")            # canonical file if cached/reachable, else the sample
+A name never changes meaning with the network: `counterfact` is the canonical file or an error, never the
+sample; `counterfact-sample` is the shipped sample on every machine.
+
+    ds = datasets.load("counterfact")            # the canonical file (cached or downloaded), or an error
     ds = datasets.load("counterfact-sample")     # the 400 shipped records, always (zsre-sample likewise)
     records = ds.split("test")                   # a shipped split (`splits`): dev to choose on, test to report on
     ds = datasets.load("counterfact:/path.json") # ROME or EasyEdit format
@@ -84,7 +87,7 @@ def _shipped(name: str) -> Path:
     return Path(str(resources.files("factlocate.data").joinpath(name)))
 
 
-def load(spec: str = "counterfact", allow_download: bool = True) -> Dataset:
+def load(spec: str = "counterfact-sample", allow_download: bool = True) -> Dataset:
     """Load `kind`, `kind-sample` (the shipped sample) or `kind:PATH` (kind is counterfact or zsre)."""
     if spec.endswith("-sample") and spec[: -len("-sample")] in KINDS:
         kind = spec[: -len("-sample")]
@@ -95,8 +98,7 @@ def load(spec: str = "counterfact", allow_download: bool = True) -> Dataset:
     if kind not in KINDS:
         raise FactlocateError(f"unknown dataset {spec!r}: use counterfact, zsre, counterfact-sample, zsre-sample, "
                               "counterfact:PATH or zsre:PATH")
-    parse, canonical, sample = KINDS[kind]
-    note = ""
+    parse, canonical, _ = KINDS[kind]
     parts = path.split("+") if path else []
     if len(parts) > 1 and all(Path(p).expanduser().is_file() for p in parts):
         return _concatenated(kind, [Path(p).expanduser() for p in parts])
@@ -107,17 +109,17 @@ def load(spec: str = "counterfact", allow_download: bool = True) -> Dataset:
         name = file.stem if file.stem.startswith(kind) else f"{kind}-{file.stem}"
     else:
         file = download.cached(canonical)
-        if file is None and allow_download:
+        if file is None:
+            if not allow_download:
+                raise FactlocateError(f"{kind} means the canonical {canonical}, which is not cached here; use "
+                                      f"--dataset {kind}-sample for the shipped sample or {kind}:PATH for a file")
             try:
                 file = download.fetch(canonical)
             except FactlocateError as e:
-                note = f"{e}; using the shipped sample"
+                raise FactlocateError(f"{e}; or use --dataset {kind}-sample for the shipped sample") from e
         name = kind
-        if file is None:
-            file, name = _shipped(sample), f"{kind}-sample"
-            note = note or "using the shipped sample"
     raws, digest = _read(file)
-    return Dataset(kind, name, str(file), digest, parse(raws, source=file.name), note)
+    return Dataset(kind, name, str(file), digest, parse(raws, source=file.name))
 
 
 def _concatenated(kind: str, files: list[Path]) -> Dataset:

@@ -42,13 +42,13 @@ class ReportSettings:
     sweep_layers: tuple[int, ...] | None = None  # None: every layer
     eval_cases: int = 100
     generation: bool = True  # GE in Table 2
-    counterfact: str = "counterfact"  # dataset specs, as for `factlocate eval --dataset`
-    zsre: str = "zsre"
+    counterfact: str = "counterfact-sample"  # dataset specs, as for `factlocate eval --dataset`
+    zsre: str = "zsre-sample"
     counterfact_editors: tuple[str, ...] = CF_EDITORS
     zsre_editors: tuple[str, ...] = ZSRE_EDITORS
     curie_editors: tuple[str, ...] = CURIE_EDITORS
     sequential: tuple[tuple[str, int, int, int], ...] = SEQUENTIAL
-    sequential_dataset: str = "counterfact"
+    sequential_dataset: str = "counterfact-sample"
     overrides: dict = field(default_factory=dict)  # {editor: {hyperparameter: value}}, e.g. for tiny models
 
     def __post_init__(self):
