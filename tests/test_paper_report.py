@@ -237,3 +237,23 @@ def test_figure5_names_every_layer_tied_for_the_best_score():
     grid["S"][("subject_last", 6)] = 90.0
     assert best_layers(grid, [0, 3, 6, 9]) == "6"
     assert best_layers({"S": {}}, [0]) == "n/a"
+
+
+def test_verify_reruns_every_section_and_catches_a_corrupted_number(tiny_settings, tmp_path, capsys):
+    from factlocate.cli import main
+    from factlocate.paper import verify
+
+    build(tiny_settings, tmp_path, progress=False, log=lambda *_: None)
+    results = verify.verify(tmp_path, k=1, log=lambda *_: None)
+    ran = {s for s, r in results.items() if "skipped" not in r}
+    assert {"fig2", "fig5", "table1", "table2", "fig6"} <= ran
+    assert all(verify.passed(r) for r in results.values()), results
+    # corrupt one committed number of a Table 2 case: --verify with every case of the section finds it
+    case = sorted((tmp_path / "counterfact" / "rome" / "cases").glob("*.json"))[0]
+    data = json.loads(case.read_text())
+    data["post"]["scores"]["PS"] += 0.25
+    case.write_text(json.dumps(data))
+    assert main(["report", "--out", str(tmp_path), "--verify", "100"]) == 1
+    out = capsys.readouterr().out
+    assert "table2: DIFFERS, largest difference 0.25" in out and "rome" in out
+    assert "table1: ok" in out and json.loads((tmp_path / "verify.json").read_text())["k"] == 100

@@ -28,6 +28,10 @@ def register(sub) -> None:
     p.add_argument("--only", default=None,
                    help="compute only these sections, e.g. fig2 or fig2,fig5 (the page is still written whole; "
                         "sections: fig2, fig1, fig5, table1, table2, fig6, sequential)")
+    p.add_argument("--verify", type=int, default=None, metavar="K",
+                   help="instead of building: re-run K random cases or facts of every section of the page in --out, "
+                        "print each section's largest difference (exit 1 if one exceeds 1e-4)")
+    p.add_argument("--verify-seed", type=int, default=0, help="seed of --verify's choice of cases")
     p.set_defaults(func=run_report)
 
 
@@ -44,6 +48,8 @@ def _sequential(text: str | None):
 
 
 def run_report(args) -> int:
+    if args.verify is not None:
+        return run_verify(args)
     from factlocate import editors
     from factlocate.cli.common import parse_layers
     from factlocate.io import check_out_dir
@@ -68,3 +74,16 @@ def run_report(args) -> int:
     path = build(settings, check_out_dir(args.out), only=only)
     print(f"wrote {path}")
     return 0
+
+
+def run_verify(args) -> int:
+    from pathlib import Path
+
+    from factlocate.paper import verify
+
+    if args.verify < 1:
+        raise FactlocateError(f"--verify takes a positive number of cases per section, got {args.verify}")
+    if not (Path(args.out) / "settings.json").is_file():
+        raise FactlocateError(f"{args.out} holds no report (no settings.json): build it first")
+    results = verify.verify(args.out, args.verify, args.verify_seed)
+    return 0 if all(verify.passed(r) for r in results.values()) else 1

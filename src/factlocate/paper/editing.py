@@ -150,33 +150,38 @@ def table1_paper() -> str:
 
 
 def curie_compute(ctx: Context) -> None:
-    from factlocate.editors.base import EditRequest
-    from factlocate.evaluation import runner
     from factlocate.generate import generate
-    from factlocate.identity import identity
 
     s, folder, model = ctx.settings, ctx.folder("curie"), ctx.model
     prompts, length = list(CURIE["gen_prompts"]), CURIE["gen_length"]
     if not (folder / "unedited.json").exists():
         write_json(folder / "unedited.json", {"editor": "unedited", "generations": generate(
             model, prompts, max_length=length, seed=s.seed)})
-    request = EditRequest(CURIE["prompt"], CURIE["subject"], CURIE["target"], target_true=CURIE["true"])
     skipped = {}
     for name in s.curie_editors:
         if (folder / f"{name}.json").exists():
             continue
         try:
-            module, hp = runner.editor_and_hparams(name, identity(model).spec, s.overrides.get(name, {}))
-            torch.manual_seed(s.seed)
-            result = module.compute_edit(model, [request], hp, progress=False)
+            write_json(folder / f"{name}.json", curie_edit(model, s, name))
         except FactlocateError as e:
             skipped[name] = str(e)
-            continue
-        with result.applied(model):
-            after = generate(model, prompts, max_length=length, seed=s.seed)
-        write_json(folder / f"{name}.json", {"editor": name, "generations": after,
-                                             "probs_after": result.probs_after, "hparams": result.hparams})
     write_json(folder / "skipped.json", skipped)
+
+
+def curie_edit(model, s: ReportSettings, name: str) -> dict:
+    """One editor's Figure 6 row: Pierre Curie's field rewritten, then the seeded generations (also `--verify`'s)."""
+    from factlocate.editors.base import EditRequest
+    from factlocate.evaluation import runner
+    from factlocate.generate import generate
+    from factlocate.identity import identity
+
+    request = EditRequest(CURIE["prompt"], CURIE["subject"], CURIE["target"], target_true=CURIE["true"])
+    module, hp = runner.editor_and_hparams(name, identity(model).spec, s.overrides.get(name, {}))
+    torch.manual_seed(s.seed)
+    result = module.compute_edit(model, [request], hp, progress=False)
+    with result.applied(model):
+        after = generate(model, list(CURIE["gen_prompts"]), max_length=CURIE["gen_length"], seed=s.seed)
+    return {"editor": name, "generations": after, "probs_after": result.probs_after, "hparams": result.hparams}
 
 
 def curie_render(ctx: Context) -> list:

@@ -140,7 +140,7 @@ def run_facts(model, out: str | Path, spec: FactSetSpec, n: int | None = None,
     facts = facts if facts is not None else load_facts(None if spec.facts == SHIPPED else spec.facts)
     folder, described = _open(model, spec, facts, out, pool)
     target = len(facts) if n is None else n
-    run_one = None if pool is not None else _tracer(model, spec, facts, described.get("sigma"))
+    run_one = None if pool is not None else tracer(model, spec, facts, described.get("sigma"))
     partners = facts if spec.facts != SHIPPED else None  # workers load the shipped ones
     bar = tqdm(total=target, desc="trace-facts", disable=not progress or pool is not None)
     while True:
@@ -158,7 +158,7 @@ def run_facts(model, out: str | Path, spec: FactSetSpec, n: int | None = None,
     return summarize(out, [f["known_id"] for f in facts], n=target)
 
 
-def _tracer(model, spec: FactSetSpec, facts: list[dict], sigma):
+def tracer(model, spec: FactSetSpec, facts: list[dict], sigma):
     """How this process traces one item: the fact set's noise, measured once."""
     noise = resolve_noise(model, spec.run.noise, subjects=[f["subject"] for f in facts], sigma=sigma)
     return lambda item: trace_or_skip(model, item["fact"], spec, noise, facts)
