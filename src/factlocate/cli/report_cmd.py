@@ -31,6 +31,9 @@ def register(sub) -> None:
     p.add_argument("--verify", type=int, default=None, metavar="K",
                    help="instead of building: re-run K random cases or facts of every section of the page in --out, "
                         "print each section's largest difference (exit 1 if one exceeds 1e-4)")
+    p.add_argument("--findings", action="store_true",
+                   help="instead of building: test the paper's findings on the page in --out (no model needed); "
+                        "writes DIR/findings.json and findings.md")
     p.add_argument("--verify-seed", type=int, default=0, help="seed of --verify's choice of cases")
     p.set_defaults(func=run_report)
 
@@ -50,6 +53,11 @@ def _sequential(text: str | None):
 def run_report(args) -> int:
     if args.verify is not None:
         return run_verify(args)
+    if args.findings:
+        from factlocate.paper import findings
+
+        print(findings.markdown(findings.write(args.out)))
+        return 0
     from factlocate import editors
     from factlocate.cli.common import parse_layers
     from factlocate.io import check_out_dir

@@ -21,12 +21,24 @@ NOT_REPLAYED = {
 }
 
 
-def _runs(model, runs: list[Path], dataset, k: int, seed: int) -> dict:
+def _dataset(spec: str, runs: list[Path]):
+    """The dataset the runs recorded: a shipped sample by its name (pages made when `counterfact` still fell back
+    to the sample say so in their runs), else the settings' spec."""
+    from factlocate import datasets
+
+    names = {read_json(r / "params.json")["dataset"]["name"] for r in runs}
+    if len(names) == 1 and next(iter(names)) in ("counterfact-sample", "zsre-sample"):
+        return datasets.load(next(iter(names)))
+    return datasets.load(spec)
+
+
+def _runs(model, runs: list[Path], spec: str, k: int, seed: int) -> dict:
     """K (run folder, case) pairs at random over the section's evaluation folders, re-run and compared."""
     pairs = [(run, int(p.stem)) for run in runs for p in (run / "cases").glob("*.json")]
     if not pairs:
         return {"skipped": "no results"}
     chosen = replay.sample(pairs, k, seed)
+    dataset = _dataset(spec, runs)
     out = {"items": [], "max_diff": 0.0, "where": ""}
     for run in sorted({r for r, _ in chosen}):
         got = replay.replay_cases(model, run, dataset, [c for r, c in chosen if r == run])
@@ -74,7 +86,6 @@ def _fig1(model, settings: ReportSettings, folder: Path) -> dict:
 
 def verify(out: str | Path, k: int, seed: int = 0, loader=None, log=print) -> dict:
     """Re-run K items of every section of the page in `out`; write and return {section: result}."""
-    from factlocate import datasets
     from factlocate.models import load_model
 
     out = Path(out)
@@ -84,9 +95,9 @@ def verify(out: str | Path, k: int, seed: int = 0, loader=None, log=print) -> di
     checks = {
         "fig1": lambda: _fig1(model, settings, out / "fig1"),
         "fig2": lambda: _facts(model, out / "facts", k, seed),
-        "fig5": lambda: _runs(model, sweep_runs, datasets.load(settings.counterfact), k, seed),
-        "table1": lambda: _runs(model, _eval_runs(out / "zsre"), datasets.load(settings.zsre), k, seed),
-        "table2": lambda: _runs(model, _eval_runs(out / "counterfact"), datasets.load(settings.counterfact), k, seed),
+        "fig5": lambda: _runs(model, sweep_runs, settings.counterfact, k, seed),
+        "table1": lambda: _runs(model, _eval_runs(out / "zsre"), settings.zsre, k, seed),
+        "table2": lambda: _runs(model, _eval_runs(out / "counterfact"), settings.counterfact, k, seed),
         "fig6": lambda: _curie(model, settings, out / "curie", k, seed),
     }
     results = {}
