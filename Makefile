@@ -74,14 +74,21 @@ edit: install
 eval-counterfact eval-zsre: N = 10
 
 eval-counterfact: install
-	.venv/bin/factlocate eval --dataset counterfact --editor $(EDITOR) --model $(MODEL) --n $(N) $(EVAL_FLAGS) --out $(OUT)/eval/counterfact-$(MODEL)
+	.venv/bin/factlocate eval --dataset counterfact-sample --editor $(EDITOR) --model $(MODEL) --n $(N) $(EVAL_FLAGS) --out $(OUT)/eval/counterfact-$(MODEL)
 
 eval-zsre: install
-	.venv/bin/factlocate eval --dataset zsre --editor $(EDITOR) --model $(MODEL) --n $(N) --out $(OUT)/eval/zsre-$(MODEL)
+	.venv/bin/factlocate eval --dataset zsre-sample --editor $(EDITOR) --model $(MODEL) --n $(N) --out $(OUT)/eval/zsre-$(MODEL)
 
 # The paper's figures and tables on one model (hours on a CPU; resumable: rerun to continue).
+# A model with a committed settings file (configs/report/<model>.yaml) runs exactly its page's command, into
+# docs/report/<model>; any other model runs with the flags' defaults into $(OUT)/report/<model>.
+REPORT_SETTINGS = src/factlocate/configs/report/$(MODEL).yaml
 report: install
-	.venv/bin/factlocate report --model $(MODEL) --out $(OUT)/report/$(MODEL) $(REPORT_FLAGS)
+	@if [ -f $(REPORT_SETTINGS) ]; then \
+	  .venv/bin/factlocate report --settings $(REPORT_SETTINGS) --out docs/report/$(MODEL) $(REPORT_FLAGS); \
+	else \
+	  .venv/bin/factlocate report --model $(MODEL) --out $(OUT)/report/$(MODEL) $(REPORT_FLAGS); \
+	fi
 
 bench: install
 	$(PY) -m tools.bench --out bench/results.md $(if $(ONLY),--only $(ONLY))

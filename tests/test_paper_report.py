@@ -257,3 +257,35 @@ def test_verify_reruns_every_section_and_catches_a_corrupted_number(tiny_setting
     out = capsys.readouterr().out
     assert "table2: DIFFERS, largest difference 0.25" in out and "rome" in out
     assert "table1: ok" in out and json.loads((tmp_path / "verify.json").read_text())["k"] == 100
+
+
+def test_settings_file_is_the_page_command_and_the_page_shows_provenance(tiny_settings, tmp_path):
+    """A settings file gives the same settings as the flags; the page prints it, its command, and what made it."""
+    import dataclasses
+
+    import yaml
+
+    from factlocate.paper import settings as settings_mod
+
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(json.loads(json.dumps(dataclasses.asdict(tiny_settings)))))
+    assert settings_mod.load(path) == tiny_settings
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model: x\nsweep_layerz: [1]\n")
+    with pytest.raises(FactlocateError, match="unknown report settings"):
+        settings_mod.load(bad)
+    out = tmp_path / "page"
+    html = build(settings_mod.load(path), out, progress=False, log=lambda *_: None, only=("fig2",),
+                 settings_file=str(path)).read_text()
+    assert f"factlocate report --settings {path} --out {out}" in html and "sweep_layers" in html
+    prov = json.loads((out / "provenance.json").read_text())
+    assert len(prov["model"].rsplit("-", 1)[1]) == 16 and prov["datasets"][tiny_settings.counterfact] != ""
+    assert prov["model"] in html and "requirements.lock" in html
+
+
+def test_committed_report_settings_load():
+    from factlocate.paper import settings as settings_mod
+
+    for model in ("smollm2-135m", "gemma-3-270m"):
+        s = settings_mod.load(resources.files("factlocate").joinpath("configs", "report", f"{model}.yaml"))
+        assert s.model == model and s.counterfact == "counterfact-sample" and s.zsre == "zsre-sample"

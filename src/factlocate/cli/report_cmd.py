@@ -8,6 +8,9 @@ def register(sub) -> None:
     p = sub.add_parser("report", help="remake the paper's figures and tables on one model: DIR/index.html "
                                       "(resumable; a rerun only fills what is missing)")
     p.add_argument("--model", default=None, help="model spec (default gemma-3-270m)")
+    p.add_argument("--settings", default=None, metavar="FILE",
+                   help="a committed settings file (configs/report/<model>.yaml) instead of the flags below; the "
+                        "page shows the file and this command")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--facts", type=int, default=100, help="known facts for Figures 2 and 3 (default 100)")
     p.add_argument("--samples", type=int, default=10, help="noise samples per trace (default 10)")
@@ -64,6 +67,7 @@ def run_report(args) -> int:
     from factlocate.models import DEFAULT_MODEL
     from factlocate.paper import ReportSettings, build
     from factlocate.paper.settings import editor_subset
+    from factlocate.paper.settings import load as load_settings
 
     options = dict(model=args.model or DEFAULT_MODEL, facts=args.facts, samples=args.samples,
                    sweep_cases=args.sweep_cases, eval_cases=args.eval_cases, generation=not args.no_generation,
@@ -75,11 +79,13 @@ def run_report(args) -> int:
     runs = _sequential(args.sequential)
     if runs is not None:
         options["sequential"] = runs
-    settings = ReportSettings(**options)
+    settings = ReportSettings(**options) if args.settings is None else load_settings(args.settings)
+    if args.settings and args.model and args.model != settings.model:
+        raise FactlocateError(f"--model {args.model} contradicts {args.settings} (model {settings.model})")
     for name in {e for e in settings.counterfact_editors + settings.zsre_editors if e != "unedited"}:
         editors.get(name)  # an unknown editor fails before any work
     only = tuple(x.strip() for x in args.only.split(",")) if args.only else None
-    path = build(settings, check_out_dir(args.out), only=only)
+    path = build(settings, check_out_dir(args.out), only=only, settings_file=args.settings)
     print(f"wrote {path}")
     return 0
 

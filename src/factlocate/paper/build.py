@@ -23,7 +23,7 @@ from pathlib import Path
 
 from factlocate.errors import FactlocateError
 from factlocate.io import read_json, write_json, write_text
-from factlocate.paper import page
+from factlocate.paper import page, provenance
 from factlocate.paper.sections import COMPUTE_ORDER, SECTIONS, Context, asdict, params_json
 from factlocate.paper.settings import ReportSettings
 from factlocate.runfolder import TIME, RunFolder
@@ -130,6 +130,8 @@ def compute(ctx: Context, log=print, only: tuple[str, ...] | None = None) -> lis
             section.compute(ctx.with_settings(wide))
         run.finish({"params": params_json(section, wide)})
         ran.append(key)
+    if ran:  # this call made numbers: record what with
+        provenance.record(ctx.out, ctx.model, ctx.settings)
     return ran
 
 
@@ -140,13 +142,16 @@ def _blocks(ctx: Context, section, done: bool) -> list:
     return [PARTIAL, *shown] if shown else [NOT_RUN]
 
 
-def render(ctx: Context) -> str:
+def render(ctx: Context, settings_file: str | None = None) -> str:
     s = ctx.settings
-    command = f"factlocate report --model {s.model} --out {ctx.out}"
+    command = (f"factlocate report --settings {settings_file} --out {ctx.out}" if settings_file else
+               f"factlocate report --model {s.model} --out {ctx.out}")
     intro = (f"The experiments of Meng et al. 2022 (ROME) remade on **{s.model}** with factlocate, each section "
              f"beside the paper's own numbers for GPT-2 XL and GPT-J. The whole page: `{command}` (resumable: a "
              "rerun only fills what is missing). Every section gives its settings, the command that makes it "
              "alone, and its wall time on the machine that ran it.")
+    intro = "\n\n".join([intro, *provenance.lines(ctx.out)])
+    settings_text = Path(settings_file).read_text(encoding="utf-8") if settings_file else None
     parts = []
     for section in SECTIONS:
         shown = _finished(ctx, section)  # a finished run's settings (maybe wider than this call's), else None
@@ -156,12 +161,14 @@ def render(ctx: Context) -> str:
                           seconds=_seconds(ctx, section),
                           paper=section.paper() if section.paper else None,
                           blocks=_blocks(here, section, done)))
-    return page.page(f"factlocate: the ROME paper on {s.model}", intro, parts)
+    return page.page(f"factlocate: the ROME paper on {s.model}", intro, parts, settings_text)
 
 
 def build(settings: ReportSettings, out: str | Path, progress: bool = True, loader=None, log=print,
-          only: tuple[str, ...] | None = None) -> Path:
-    """Compute what is missing (only the sections keyed in `only`, if given) and write DIR/index.html."""
+          only: tuple[str, ...] | None = None, settings_file: str | None = None) -> Path:
+    """Compute what is missing (only the sections keyed in `only`, if given) and write DIR/index.html.
+
+    `settings_file` names the committed file the settings came from: the page shows it and its command."""
     from factlocate.models import load_model
 
     unknown = sorted(set(only or ()) - set(COMPUTE_ORDER))
@@ -172,5 +179,5 @@ def build(settings: ReportSettings, out: str | Path, progress: bool = True, load
     write_json(out / "settings.json", asdict(settings))
     compute(ctx, log, only)
     path = out / "index.html"
-    write_text(path, render(ctx))
+    write_text(path, render(ctx, settings_file))
     return path

@@ -77,14 +77,18 @@ def block(b, div_id: str) -> str:
     return markdown(b) if isinstance(b, str) else figure(b, div_id)
 
 
-def page(title: str, intro: str, sections: list[dict]) -> str:
-    """The page; each section is {key, title, settings, command, seconds, finished, paper, blocks}."""
+def page(title: str, intro: str, sections: list[dict], settings_text: str | None = None) -> str:
+    """The page; each section is {key, title, settings, command, seconds, finished, paper, blocks}.
+    `settings_text` (the committed settings file) is shown under the introduction."""
     from plotly.offline import get_plotlyjs
 
     nav = " ".join(f'<a href="#{s["key"]}">{html.escape(s["title"].split(":")[0], quote=False)}</a>' for s in sections)
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title, quote=False)}</title>",
              f"<style>{CSS}</style><script>{get_plotlyjs()}</script></head><body>",
-             f"<h1>{html.escape(title, quote=False)}</h1>", markdown(intro), f"<nav>{nav}</nav>"]
+             f"<h1>{html.escape(title, quote=False)}</h1>", markdown(intro)]
+    if settings_text is not None:
+        parts.append(f"<details><summary>Settings file</summary><pre>{html.escape(settings_text)}</pre></details>")
+    parts.append(f"<nav>{nav}</nav>")
     for s in sections:
         settings = ", ".join(f"{k} {'default' if v is None else v}" for k, v in s["settings"].items())
         seconds = ("not run yet" if s["seconds"] is None else

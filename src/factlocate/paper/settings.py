@@ -26,6 +26,28 @@ def editor_subset(names: list[str] | tuple[str, ...]) -> dict:
             (("counterfact_editors", CF_EDITORS), ("zsre_editors", ZSRE_EDITORS), ("curie_editors", CURIE_EDITORS))}
 
 
+def load(path) -> "ReportSettings":
+    """A committed settings file (YAML with `ReportSettings` fields; configs/report/<model>.yaml), validated."""
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FactlocateError(f"report settings file {path} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise FactlocateError(f"{path} is not valid YAML: {e}") from e
+    unknown = set(values) - set(ReportSettings.__dataclass_fields__)
+    if unknown:
+        raise FactlocateError(f"{path}: unknown report settings {sorted(unknown)}")
+    try:
+        return ReportSettings(**values)
+    except TypeError as e:
+        raise FactlocateError(f"{path}: {e}") from e
+
+
 @dataclass(frozen=True)
 class ReportSettings:
     model: str
