@@ -257,6 +257,11 @@ def test_sequential_memit_and_rome_and_errors(tiny_gpt2, tmp_path, monkeypatch):
                    progress=False)
     runs = sequential.load_runs(tmp_path)
     assert {r["name"] for r in runs} == {"rome", "memit"}
+    # Known-fact retention after every logged batch, against the unedited answers: all kept at the start.
+    for r in runs:
+        assert r["logs"][0]["edits"] == 0 and r["logs"][0]["retention"] == 1.0
+        assert all(0 <= log["retention"] <= 1 and log["retention_facts"] > 1000 for log in r["logs"])
+    assert "known facts retained" in "\n".join(sequential.trajectory(runs[0]))
     # A finished run is done without its state file: a rerun edits nothing.
     (tmp_path / "rome" / "state.safetensors").unlink()
     from factlocate.editors.keyvalue import rome

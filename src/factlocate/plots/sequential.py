@@ -1,4 +1,4 @@
-"""Sequential editing: damage as edits accumulate (efficacy, specificity, perplexity, weight norm)."""
+"""Sequential editing: damage as edits accumulate (efficacy, specificity, perplexity, weight norm, retention)."""
 from __future__ import annotations
 
 import plotly.graph_objects as go
@@ -8,11 +8,12 @@ from factlocate.evaluation.sequential.report import norm_totals
 
 
 def sequential_curves(runs: list[dict]) -> go.Figure:
-    """Efficacy, specificity, perplexity and total edited-matrix norm against the number of edits."""
+    """Efficacy, specificity, perplexity, total edited-matrix norm and known-fact retention against the edits
+    (a run logged before retention existed has no retention points)."""
     panels = [("batch_efficacy", "efficacy of the latest batch"), ("first_batch_efficacy", "efficacy kept on batch 1"),
               ("neighbourhood", "neighbourhood success (probe)"), ("perplexity", "WikiText-2 perplexity"),
-              ("norm", "Frobenius norm of the edited matrices")]
-    # Two rows of three, the sixth cell holding the legend: one row of five is wider than most screens.
+              ("norm", "Frobenius norm of the edited matrices"), ("retention", "known facts answered as before")]
+    # Two rows of three: one row of six is wider than most screens.
     fig = make_subplots(rows=2, cols=3, subplot_titles=[t for _, t in panels], horizontal_spacing=0.08,
                         vertical_spacing=0.16)
     for j, run in enumerate(runs):
@@ -29,6 +30,6 @@ def sequential_curves(runs: list[dict]) -> go.Figure:
                 fig.update_yaxes(range=[0, 1.05], row=row + 1, col=col + 1)
             else:  # logarithmic: a collapsed run (perplexity in the thousands) must not flatten the others
                 fig.update_yaxes(type="log", row=row + 1, col=col + 1)
-    fig.update_layout(title="Sequential editing: damage as edits accumulate", height=700, width=1150,
-                      legend=dict(x=0.72, y=0.38, xanchor="left", yanchor="top"))
+    fig.update_layout(title="Sequential editing: damage as edits accumulate", height=760, width=1150,
+                      legend=dict(orientation="h", x=0, y=-0.12, xanchor="left", yanchor="top"))
     return fig

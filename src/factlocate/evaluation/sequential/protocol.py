@@ -49,6 +49,7 @@ from factlocate.evaluation.sequential import state
 from factlocate.identity import identity
 from factlocate.metrics import counterfact as cf_metrics
 from factlocate.metrics.perplexity import perplexity, wikitext_slice
+from factlocate.metrics.retention import RetentionCache, retention
 from factlocate.metrics.success import success
 from factlocate.runfolder import RunFolder
 
@@ -94,12 +95,16 @@ def select(records: list, n: int) -> tuple[list, int]:
 # ---------------------------------------------------------------- measurements
 
 
-def _measure(model, batch_records, first_batch, probe, ppl_rows, originals) -> dict:
+def _measure(model, batch_records, first_batch, probe, ppl_rows, originals, reference, edited) -> dict:
+    """One logged point. `reference` is the unedited model's known-fact answers; `edited` every record edited so
+    far (their subjects' facts are left out of retention)."""
+    kept = retention(model, reference, [(r.subject, r.relation_id) for r in edited])
     return {
         "batch_efficacy": success(model, batch_records, "rewrite"),
         "first_batch_efficacy": success(model, first_batch, "rewrite"),
         "neighbourhood": success(model, probe, "neighborhood"),
         "perplexity": perplexity(model, ppl_rows),
+        "retention": kept["retained"], "retention_facts": kept["n_facts"],
         "norms": {name: float(arch.hf_parameter(model, name).detach().double().norm()) for name in originals},
     }
 
@@ -133,12 +138,14 @@ def run(model, dataset, records: list, editor: str, out: str | Path, params: Seq
     originals: dict[str, torch.Tensor] = {}
     state_path = folder.path / state.FILE
     key_stats.for_hparams(model, hparams, progress)  # C₀ of the unedited weights, before a resumed run's edits
+    reference = RetentionCache(model).answers()  # the unedited answers to the known facts, likewise (cached)
     done, total, editor_state = (state.load(state_path, model, originals, declared.State) if state_path.exists()
                                  else (0, 0.0, None))
     probe, ppl_rows = chosen[: params.probe_cases], wikitext_slice(model, params.ppl_tokens)
     try:
         if done == 0:  # the unedited model, for the curves' first point
-            folder.write("start", {"edits": 0, **_measure(model, [], batches[0], probe, ppl_rows, {})}, "batches")
+            folder.write("start", {"edits": 0, **_measure(model, [], batches[0], probe, ppl_rows, {}, reference, [])},
+                         "batches")
         bar = tqdm(total=len(batches), initial=done, desc=f"{editor} sequential", unit="batch", disable=not progress)
         for k in range(done, len(batches)):
             start = time.perf_counter()
@@ -157,7 +164,8 @@ def run(model, dataset, records: list, editor: str, out: str | Path, params: Seq
             if (k + 1) % params.log_every == 0 or k == len(batches) - 1:
                 log = {"batch": k, "edits": sum(len(b) for b in batches[: k + 1]), "seconds": seconds,
                        "edit_seconds_total": total, "edit_timings": dict(result.timings),  # the editor's steps
-                       **_measure(model, batches[k], batches[0], probe, ppl_rows, originals),
+                       **_measure(model, batches[k], batches[0], probe, ppl_rows, originals, reference,
+                                  [r for b in batches[: k + 1] for r in b]),
                        "original_norms": {n: float(w.double().norm()) for n, w in originals.items()}}
                 if "kept_directions" in result.extra:
                     log["kept_directions"] = result.extra["kept_directions"]

@@ -96,10 +96,10 @@ def trajectory(run: dict) -> list[str]:
 
     lines = [f"## {run['name']}: after each logged batch", "",
              "| edits | edit s, latest batch | efficacy, latest batch | efficacy kept, batch 1 | neighbourhood (probe) | "
-             "WikiText-2 ppl | sum of edited norms |", "|---:|---:|---:|---:|---:|---:|---:|"]
+             "WikiText-2 ppl | known facts retained | sum of edited norms |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for log, norm in zip(run["logs"], norm_totals(run["logs"])):
         cells = [str(log["edits"]), fmt(log.get("seconds"), ".0f"), fmt(log.get("batch_efficacy"), ".3f"),
                  fmt(log.get("first_batch_efficacy"), ".3f"), fmt(log.get("neighbourhood"), ".3f"),
-                 fmt(log.get("perplexity"), ".2f"), fmt(norm, ".1f")]
+                 fmt(log.get("perplexity"), ".2f"), fmt(log.get("retention"), ".3f"), fmt(norm, ".1f")]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
