@@ -178,3 +178,31 @@ def test_the_summary_sets_generated_success_beside_teacher_forced(tiny_gpt2, tmp
     rescore.rescore(tiny_gpt2, ds, folder, "generated", generated.record_scores, progress=False)
     md = report.write_summary(tmp_path, figures=False)
     assert "| ES | ES generated | gap |" in md and "| rome | edited | 2 |" in md and "| rome | unedited | 2 |" in md
+
+
+def test_portability_columns_from_stored_deltas(tiny_gpt2, tiny_dirs, tmp_path, monkeypatch, capsys):
+    """`eval-rescore --metric portability` scores the records that have a one-hop question, and the summary
+    shows it unedited and edited; a record without a question is counted, not scored."""
+    from factlocate import datasets
+    from factlocate.cli import main
+    from factlocate.evaluation import report, runner
+
+    monkeypatch.setenv("FACTLOCATE_OFFLINE", "1")
+    ds = datasets.load("zsre-sample")
+    records = ds.split("dev")[:2]
+    overrides = dict(layer=1, v_num_grad_steps=2, stats_tokens=1000, context_template_lengths=[[5, 1]])
+    folder = runner.run(tiny_gpt2, ds, records, "rome", tmp_path, runner.EvalParams(generation=False), overrides,
+                        progress=False, split="dev")
+    hops = tmp_path / "hops.json"
+    hops.write_text(json.dumps([{"src": records[0].rewrite_prompt, "portability": {
+        "New Question": "Where is the city of its answer?", "New Answer": records[0].target_new}}]))
+    assert main(["eval-rescore", str(folder), "--model", tiny_dirs["gpt2"], "--metric", "portability"]) == 2
+    assert main(["eval-rescore", str(folder), "--model", tiny_dirs["gpt2"], "--metric", "portability",
+                 "--portability", str(hops)]) == 0
+    assert "1 cases scored into extra-portability/, 0 without stored deltas, 1 the metric does not cover" in \
+        capsys.readouterr().out
+    scored = json.loads((folder / "extra-portability" / f"{records[0].case_id}.json").read_text())
+    assert 0 <= scored["post"]["teacher_forced"] <= 1 and set(scored["pre"]["generated"]) == {"exact", "prefix",
+                                                                                              "contains"}
+    md = report.write_summary(tmp_path, figures=False)
+    assert "Portability" in md and "| rome | edited | 1 |" in md and "| rome | unedited | 1 |" in md

@@ -47,7 +47,10 @@ def register(sub) -> None:
     p = sub.add_parser("eval-rescore", help="score finished eval runs again from their stored deltas (new columns)")
     p.add_argument("runs", nargs="+", metavar="DIR", help="editor folders of eval runs (OUT/<editor>)")
     p.add_argument("--metric", choices=sorted(RESCORE_METRICS), default="generated",
-                   help="generated: success judged on greedy generations (metrics.generated)")
+                   help="generated: success judged on greedy generations (metrics.generated); portability: "
+                        "KnowEdit's one-hop questions from --portability FILE (metrics.portability)")
+    p.add_argument("--portability", default=None, metavar="FILE",
+                   help="the one-hop file (counterfact_portability_gpt4.json or zsre_mend_eval_portability_gpt4.json)")
     p.add_argument("--model", default=None, help="the model the runs were made on (default gemma-3-270m)")
     p.set_defaults(func=run_rescore)
 
@@ -170,7 +173,8 @@ def _run_sequential(args, names: list[str], overrides: dict) -> int:
     return 0
 
 
-RESCORE_METRICS = {"generated": "factlocate.metrics.generated:record_scores"}
+RESCORE_METRICS = {"generated": "factlocate.metrics.generated:record_scores",
+                   "portability": None}  # made from --portability FILE (metrics.portability.record_metric)
 
 
 def run_rescore(args) -> int:
@@ -192,8 +196,19 @@ def run_rescore(args) -> int:
         if params["model"] != spec:
             raise FactlocateError(f"{folder} was made on {params['model']}, not {spec}: pass --model")
         runs.append((folder, params))
-    module, _, name = RESCORE_METRICS[args.metric].partition(":")
-    metric = getattr(importlib.import_module(module), name)
+    if args.metric == "portability":
+        from factlocate.metrics import portability
+
+        if not args.portability:
+            raise FactlocateError("--metric portability needs --portability FILE (a KnowEdit one-hop file)")
+        kinds = {p["dataset"]["kind"] for _, p in runs}
+        if len(kinds) != 1:
+            raise FactlocateError("rescore runs of one dataset kind at a time for portability")
+        kind = kinds.pop()
+        metric = portability.record_metric(portability.one_hop(read_json(args.portability), kind), kind)
+    else:
+        module, _, name = RESCORE_METRICS[args.metric].partition(":")
+        metric = getattr(importlib.import_module(module), name)
     model = load_model(spec)
     for folder, params in runs:
         ds = datasets.load(params["dataset"]["name"], allow_download=False)
@@ -202,7 +217,7 @@ def run_rescore(args) -> int:
                                   f"{params['dataset']['digest']}; the file here has {ds.digest}")
         done = rescore.rescore(model, ds, folder, args.metric, metric)
         print(f"{folder}: {len(done['scored'])} cases scored into extra-{args.metric}/, "
-              f"{len(done['skipped'])} without stored deltas")
+              f"{len(done['skipped'])} without stored deltas, {len(done['unscorable'])} the metric does not cover")
     return 0
 
 

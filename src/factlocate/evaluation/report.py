@@ -28,9 +28,10 @@ def load_run(folder: str | Path) -> dict | None:
     if not (folder / "params.json").exists():
         return None
     cases = sorted((read_json(p) for p in (folder / "cases").glob("*.json")), key=lambda c: c["case_id"])
-    generated = {c["case_id"]: c for c in (read_json(p) for p in (folder / "extra-generated").glob("*.json"))}
-    return ({"name": folder.name, "params": read_json(folder / "params.json"), "cases": cases,
-             "generated": generated} if cases else None)
+    extra = {name: {c["case_id"]: c for c in (read_json(p) for p in (folder / f"extra-{name}").glob("*.json"))}
+             for name in ("generated", "portability")}
+    return ({"name": folder.name, "params": read_json(folder / "params.json"), "cases": cases, **extra}
+            if cases else None)
 
 
 def load_runs(out: str | Path) -> list[dict]:
@@ -86,6 +87,7 @@ def markdown(runs: list[dict], kind: str, table) -> str:
             lines.append("RS is n/a: ROME's attribute snippets (attribute_snippets.json) are unavailable.")
         lines.append("")
     lines += generated_table(runs, kind)
+    lines += portability_table(runs)
     lines += ["| run | model | cases | median seconds per case (edit + post + pre) |", "|---|---|---:|---:|"]
     for r in runs:
         lines.append(f"| {r['name']} | {r['params']['model']} | {len(r['cases'])} | {seconds_per_case(r):.2f} |")
@@ -119,6 +121,26 @@ def generated_table(runs: list[dict], kind: str) -> list[str]:
                 gaps = [g - f for f, g in zip(forced, gen) if f is not None and g is not None]
                 cells += [summ.cell(summ.mean_ci(forced)), summ.cell(summ.mean_ci(gen)), summ.cell(summ.mean_ci(gaps))]
             lines.append(f"| {run['name']} | {label} | {len(cases)} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def portability_table(runs: list[dict]) -> list[str]:
+    """KnowEdit's portability per run (`eval-rescore --metric portability`): teacher-forced token accuracy and the
+    generated answer's `prefix` verdict on the one-hop questions, unedited and edited; empty when no run has them."""
+    runs = [r for r in runs if r.get("portability")]
+    if not runs:
+        return []
+    lines = ["Portability (KnowEdit's one-hop questions; x100 with 95% CIs, over the cases that have one): "
+             "teacher-forced token accuracy of the new answer, and the greedy answer beginning with it.", "",
+             "| run | side | cases | teacher-forced | generated |", "|---|---|---:|---:|---:|"]
+    for run in runs:
+        scores = list(run["portability"].values())
+        sides = [("pre", "unedited")] + ([("post", "edited")] if run["params"]["editor"] != UNEDITED else [])
+        for side, label in sides:
+            forced = [s[side]["teacher_forced"] for s in scores]
+            gen = [float(s[side]["generated"]["prefix"]) for s in scores]
+            lines.append(f"| {run['name']} | {label} | {len(scores)} | {summ.cell(summ.mean_ci(forced))} | "
+                         f"{summ.cell(summ.mean_ci(gen))} |")
     return lines + [""]
 
 

@@ -22,12 +22,13 @@ from factlocate.runfolder import RunFolder
 
 
 def rescore(model, dataset, run_folder: str | Path, name: str, metric: Callable, progress: bool = True) -> dict:
-    """{"scored": case ids scored (now or before), "skipped": case ids without stored deltas}."""
+    """{"scored": case ids scored (now or before), "skipped": case ids without stored deltas, "unscorable": case
+    ids the metric does not apply to (it returned None)}."""
     run = RunFolder(Path(run_folder))
     if not (run.path / "params.json").exists():
         raise FactlocateError(f"{run.path} holds no evaluation run (no params.json)")
     by_id = {r.case_id: r for r in dataset.records}
-    scored, skipped = [], []
+    scored, skipped, unscorable = [], [], []
     cases = run.items("cases")
     for path in tqdm(cases, desc=f"rescore {name}", disable=not progress or not cases, leave=False):
         case = run.read(path.stem, "cases")
@@ -37,8 +38,12 @@ def rescore(model, dataset, run_folder: str | Path, name: str, metric: Callable,
             continue
         if not run.has(key, f"extra-{name}"):
             record = by_id[key]
+            pre = metric(model, record)
+            if pre is None:  # the metric does not apply to this record (no one-hop question, say)
+                unscorable.append(key)
+                continue
             with deltas_mod.applied(model, deltas_mod.load_low_rank(run.path / stored)):
                 post = metric(model, record)
-            run.write(key, {"case_id": key, "post": post, "pre": metric(model, record)}, f"extra-{name}")
+            run.write(key, {"case_id": key, "post": post, "pre": pre}, f"extra-{name}")
         scored.append(key)
-    return {"scored": scored, "skipped": skipped}
+    return {"scored": scored, "skipped": skipped, "unscorable": unscorable}

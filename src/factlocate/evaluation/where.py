@@ -49,8 +49,8 @@ def outcome(case: dict) -> dict:
 
 
 def load_table(out: str | Path) -> dict:
-    """{"layers", "cases", "effects": {trace: [case][all layers]}, "rows": [(case, layer) dicts]}; only cases
-    traced and edited at every swept layer."""
+    """{"layers", "cases", "effects": {trace: [case][all layers]}, "rows": [(case, layer) dicts]}: every traced
+    case, at the layers where each of them is edited."""
     out = Path(out)
     traces = {c["case_id"]: c for c in (read_json(p) for p in sorted((out / "traces" / "cases").glob("*.json")))}
     runs = sorted((out / "sweep" / "runs").glob("*-L*-subject_last"))
@@ -58,10 +58,11 @@ def load_table(out: str | Path) -> dict:
     for run in runs:
         layer = int(run.name.rsplit("-L", 1)[1].split("-")[0])
         by_layer[layer] = {c["case_id"]: c for c in (read_json(p) for p in (run / "cases").glob("*.json"))}
-    layers = sorted(by_layer)
-    cases = [c for c in traces if all(c in by_layer[layer] for layer in layers)]
-    if not cases or not layers:
-        raise FactlocateError(f"{out} holds no case both traced and edited at every swept layer")
+    # a layer counts once every traced case is edited there (a run stopped for time leaves its last layer part way)
+    layers = sorted(layer for layer, done in by_layer.items() if set(traces) <= set(done))
+    cases = list(traces)
+    if not cases or len(layers) < 2:
+        raise FactlocateError(f"{out} holds fewer than two layers at which every traced case is edited")
     rows = []
     for c in cases:
         for layer in layers:

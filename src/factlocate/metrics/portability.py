@@ -45,3 +45,12 @@ def score(model, hop: OneHop, max_new_tokens: int = 16) -> dict:
     answer = generated.greedy_answer(model, hop.question, max_new_tokens)
     return {"teacher_forced": float(correct.float().mean()), "answer": answer,
             "generated": generated.judge(answer, hop.answer)}
+
+
+def record_metric(hops: dict, kind: str):
+    """A rescore metric (`evaluation.rescore`): a record's one-hop question scored, None for a record without one.
+    CounterFact records are matched by case id, zsRE records by their question (the file's `src`)."""
+    def metric(model, record):
+        hop = hops.get(record.case_id if kind == "counterfact" else record.rewrite_prompt)
+        return None if hop is None else score(model, hop)
+    return metric

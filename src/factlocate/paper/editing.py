@@ -81,6 +81,26 @@ def sweep_command(s: ReportSettings, out: Path) -> str:
 # ---------------------------------------------------------------- Tables 1 and 2
 
 
+def column_params(s: ReportSettings, kind: str) -> dict:
+    """The columns past teacher forcing a table adds (section params; none: the params the older pages recorded)."""
+    out = {"generated_columns": True} if s.generated_columns else {}
+    if s.portability.get(kind):
+        out["portability"] = s.portability[kind]
+    return out
+
+
+def extra_columns(model, ds, run_folder: Path, s: ReportSettings, progress: bool) -> None:
+    """Score a finished table run again from its stored deltas: generated success, and portability."""
+    from factlocate.evaluation import rescore
+    from factlocate.metrics import generated, portability
+
+    if s.generated_columns:
+        rescore.rescore(model, ds, run_folder, "generated", generated.record_scores, progress)
+    if s.portability.get(ds.kind):
+        hops = portability.one_hop(read_json(s.portability[ds.kind]), ds.kind)
+        rescore.rescore(model, ds, run_folder, "portability", portability.record_metric(hops, ds.kind), progress)
+
+
 def eval_compute(ctx: Context, folder: str, dataset: str, names: tuple[str, ...], generation: bool) -> None:
     from factlocate import datasets
     from factlocate.evaluation import runner
@@ -92,10 +112,12 @@ def eval_compute(ctx: Context, folder: str, dataset: str, names: tuple[str, ...]
     skipped = {}
     for name in names:
         try:
-            runner.run(ctx.model, ds, records, name, ctx.folder(folder), params, s.overrides.get(name, {}), None,
-                       progress=ctx.progress)
+            run = runner.run(ctx.model, ds, records, name, ctx.folder(folder), params, s.overrides.get(name, {}),
+                             None, progress=ctx.progress)
         except FactlocateError as e:
             skipped[name] = str(e)
+            continue
+        extra_columns(ctx.model, ds, run, s, ctx.progress)
     write_json(ctx.folder(folder) / "skipped.json", skipped)
 
 
@@ -133,9 +155,20 @@ def eval_partial(ctx: Context, folder: str, names: tuple[str, ...]) -> list:
 
 
 def eval_command(s: ReportSettings, out: Path, folder: str, dataset: str, names, generation: bool) -> str:
+    from factlocate import datasets
+
     flags = "" if generation else " --no-generation"
-    return (f"factlocate eval --dataset {dataset} --editor {','.join(names)} --model {s.model} --n {s.eval_cases}"
-            f"{flags} --out {out}/{folder}")
+    command = (f"factlocate eval --dataset {dataset} --editor {','.join(names)} --model {s.model} --n {s.eval_cases}"
+               f"{flags} --out {out}/{folder}")
+    runs = " ".join(f"{out}/{folder}/{n}" for n in names if n != "unedited")
+    kind = dataset.partition(":")[0].removesuffix("-sample")
+    kind = kind if kind in datasets.KINDS else folder
+    if s.generated_columns:
+        command += f" && factlocate eval-rescore {runs} --model {s.model} --metric generated"
+    if s.portability.get(kind):
+        command += (f" && factlocate eval-rescore {runs} --model {s.model} --metric portability "
+                    f"--portability {q(s.portability[kind])}")
+    return command
 
 
 def table2_paper() -> str:
