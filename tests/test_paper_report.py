@@ -64,6 +64,7 @@ def test_report_writes_every_section_and_a_rerun_does_no_work(tiny_settings, tmp
     assert "The paper" in html and "89.2" in html  # GPT-2 XL ROME's S beside the tables
     assert "factlocate trace-facts" in html and "factlocate sweep" in html
     assert "<b>rome: after each logged batch</b>" in html  # the sequential run's per-batch table, titled
+    assert "unrelated_subject" in json.loads((tmp_path / "curie" / "unedited.json").read_text())
     table2 = html.split('id="table2"')[1]
     assert table2.index('<td class="">rome</td>') < table2.index('<td class="">ft</td>')  # the settings' order
 
@@ -289,3 +290,28 @@ def test_committed_report_settings_load():
     for model in ("smollm2-135m", "gemma-3-270m"):
         s = settings_mod.load(resources.files("factlocate").joinpath("configs", "report", f"{model}.yaml"))
         assert s.model == model and s.counterfact == "counterfact-sample" and s.zsre == "zsre-sample"
+
+
+def test_training_is_a_section_and_the_tables_edit_with_its_checkpoints(tiny_settings, tmp_path):
+    import dataclasses
+
+    rows = [{"case_id": 100000 + i, "prompt": p, "target_new": t, "subject": p.split(" ")[0], "ground_truth": "x",
+             "rephrase_prompt": p + " really", "locality_prompt": "Paris is the capital of",
+             "locality_ground_truth": "x"}
+            for i, (p, t) in enumerate([("The Eiffel Tower is located in", "Rome"),
+                                        ("LeBron James plays the sport of", "football"),
+                                        ("BBC One is owned by", "Sega"), ("Apple A5 was created by", "Google")] * 3)]
+    data = tmp_path / "cf-train.json"
+    data.write_text(json.dumps(rows))
+    small = dict(rank=16, lr=1e-3, lr_lr=1e-3, edit_lr=1e-2, batch=2, val_every=3, val_size=2, checkpoint_every=2,
+                 patience=50, steps=3)
+    s = dataclasses.replace(tiny_settings, train={"mend-cf": f"cf:{data}"}, counterfact_editors=("unedited", "mend-cf"),
+                            overrides={**tiny_settings.overrides, "mend-cf": small}, generated_columns=False)
+    out = tmp_path / "page"
+    html = build(s, out, progress=False, log=lambda *_: None, only=("training", "table2")).read_text()
+    section = html.split('id="training"')[1].split("<h2")[0]
+    assert "mend-cf" in section and "checkpoint sha256" in section and "not trained yet" not in section
+    assert (out / "training" / "mend-cf" / "best.safetensors").exists()
+    used = json.loads((out / "counterfact" / "mend-cf" / "params.json").read_text())["hparams"]["checkpoint"]
+    assert used == str(out / "training" / "mend-cf")
+    assert "factlocate train-editor --editor mend" in html

@@ -30,7 +30,7 @@ def register(sub) -> None:
                         "stay for a later run with every editor; default: all)")
     p.add_argument("--only", default=None,
                    help="compute only these sections, e.g. fig2 or fig2,fig5 (the page is still written whole; "
-                        "sections: fig2, fig1, fig5, table1, table2, fig6, sequential)")
+                        "sections: fig2, fig1, fig5, training, table1, table2, fig6, sequential)")
     p.add_argument("--verify", type=int, default=None, metavar="K",
                    help="instead of building: re-run K random cases or facts of every section of the page in --out, "
                         "print each section's largest difference (exit 1 if one exceeds 1e-4)")

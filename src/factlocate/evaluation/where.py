@@ -176,6 +176,26 @@ def crossfit(table: dict, config_layer: int | None, n_layers: int, n_boot: int =
     return out
 
 
+def layer_comparison(table: dict, chosen: int, n_boot: int = 1000, seed: int = 0) -> dict:
+    """S per swept layer with a fact-bootstrap 95% CI, and S(chosen) - S(neighbour) for the swept layers next to
+    the chosen one, paired over the same facts (the same resampled facts on both sides)."""
+    by_case, layers, cases = _by_case(table["rows"]), table["layers"], table["cases"]
+
+    def s_at(layer):
+        return lambda cs: aggregate_s([by_case[c][layer] for c in cs])
+
+    per_layer = {layer: {"S": s_at(layer)(cases), "ci": loc.bootstrap(cases, s_at(layer), n_boot, seed)}
+                 for layer in layers}
+    i = layers.index(chosen)
+    neighbours = [layers[j] for j in (i - 1, i + 1) if 0 <= j < len(layers)]
+    paired = []
+    for other in neighbours:
+        def gap(cs, other=other):
+            return s_at(chosen)(cs) - s_at(other)(cs)
+        paired.append({"layer": other, "gap": gap(cases), "ci": loc.bootstrap(cases, gap, n_boot, seed)})
+    return {"chosen": chosen, "per_layer": per_layer, "paired": paired}
+
+
 def analyse(out: str | Path, n_boot: int = 1000) -> str:
     """Write OUT/analysis.json, analysis.md and scatter.html; return the markdown."""
     from factlocate import editors
@@ -206,6 +226,7 @@ def analyse(out: str | Path, n_boot: int = 1000) -> str:
         "choice": {s: choose(table["rows"], s, table["effects"], table["layers"]) for s in STRATEGIES},
         "config_layer": config_layer,
     }
+    result["comparison"] = layer_comparison(table, result["choice"]["sweep"], n_boot)
     write_json(out / "analysis.json", result)
     md = markdown(result)
     write_text(out / "analysis.md", md)
@@ -241,6 +262,16 @@ def markdown(a: dict) -> str:
                      f"{r['ratio']:.3f} [{lo:.3f}, {hi:.3f}] |")
     lines += ["", f"Chosen on all these facts: sweep → layer {a['choice']['sweep']}, trace → layer "
               f"{a['choice']['trace']}; the shipped config edits layer {a['config_layer']}.", ""]
+    cmp = a["comparison"]
+    lines += ["## The sweep's choice against its neighbours (S x100, 95% CI over facts; paired)", "",
+              "| layer | S [CI] | S(chosen) - S(layer) [CI] |", "|---:|---:|---:|"]
+    gaps = {p["layer"]: p for p in cmp["paired"]}
+    for layer, v in cmp["per_layer"].items():
+        g = gaps.get(int(layer))
+        gap = f"{g['gap']:.1f} [{g['ci'][0]:.1f}, {g['ci'][1]:.1f}]" if g else ("chosen" if int(layer) ==
+                                                                                 cmp["chosen"] else "")
+        lines.append(f"| {layer} | {v['S']:.1f} [{v['ci'][0]:.1f}, {v['ci'][1]:.1f}] | {gap} |")
+    lines.append("")
     return "\n".join(lines)
 
 

@@ -7,12 +7,33 @@ import torch
 
 from factlocate.errors import FactlocateError
 from factlocate.io import read_json, write_json
-from factlocate.paper import numbers
+from factlocate.paper import numbers, training
 from factlocate.paper.context import Context, md_cell, q
 from factlocate.paper.settings import ReportSettings
 
 CURIE = dict(prompt="{} works in the field of", subject="Pierre Curie", target="medicine", true="physics",
-             gen_prompts=("Pierre Curie often collaborated with", "Pierre Curie is best known for"), gen_length=40)
+             gen_prompts=("Pierre Curie often collaborated with", "Pierre Curie is best known for"), gen_length=40,
+             # the paper's check that an unrelated physicist keeps his field: the first of these the unedited
+             # model places in physics rather than medicine
+             unrelated=("Robert Millikan", "Max Planck", "Niels Bohr", "Albert Einstein"))
+
+
+def unrelated_probs(model, subject: str) -> dict:
+    """p(medicine) and p(physics) after "<subject> works in the field of" (teacher-forced, per token)."""
+    from factlocate.scoring import target_prob
+
+    text = CURIE["prompt"].format(subject)
+    return {"subject": subject, "new": target_prob(model, text, CURIE["target"]),
+            "true": target_prob(model, text, CURIE["true"])}
+
+
+def unrelated_subject(model) -> str | None:
+    """The unrelated physicist the check uses: the first the unedited model knows as one (None: none of them)."""
+    for subject in CURIE["unrelated"]:
+        probs = unrelated_probs(model, subject)
+        if probs["true"] > probs["new"]:
+            return subject
+    return None
 
 
 # ---------------------------------------------------------------- Figure 5: layer x token sweep
@@ -112,7 +133,8 @@ def eval_compute(ctx: Context, folder: str, dataset: str, names: tuple[str, ...]
     skipped = {}
     for name in names:
         try:
-            run = runner.run(ctx.model, ds, records, name, ctx.folder(folder), params, s.overrides.get(name, {}),
+            run = runner.run(ctx.model, ds, records, name, ctx.folder(folder), params,
+                             training.overrides(s, name, ctx.out),
                              None, progress=ctx.progress)
         except FactlocateError as e:
             skipped[name] = str(e)
@@ -188,51 +210,64 @@ def curie_compute(ctx: Context) -> None:
     s, folder, model = ctx.settings, ctx.folder("curie"), ctx.model
     prompts, length = list(CURIE["gen_prompts"]), CURIE["gen_length"]
     if not (folder / "unedited.json").exists():
+        unrelated = unrelated_subject(model)
         write_json(folder / "unedited.json", {"editor": "unedited", "generations": generate(
-            model, prompts, max_length=length, seed=s.seed)})
+            model, prompts, max_length=length, seed=s.seed), "unrelated_subject": unrelated,
+            "unrelated": unrelated_probs(model, unrelated) if unrelated else None})
     skipped = {}
     for name in s.curie_editors:
         if (folder / f"{name}.json").exists():
             continue
         try:
-            write_json(folder / f"{name}.json", curie_edit(model, s, name))
+            write_json(folder / f"{name}.json",
+                       curie_edit(model, s, name, ctx.out, read_json(folder / "unedited.json").get("unrelated_subject")))
         except FactlocateError as e:
             skipped[name] = str(e)
     write_json(folder / "skipped.json", skipped)
 
 
-def curie_edit(model, s: ReportSettings, name: str) -> dict:
-    """One editor's Figure 6 row: Pierre Curie's field rewritten, then the seeded generations (also `--verify`'s)."""
+def curie_edit(model, s: ReportSettings, name: str, out: Path, unrelated: str | None = None) -> dict:
+    """One editor's Figure 6 row: Pierre Curie's field rewritten, then the seeded generations and the unrelated
+    physicist's field (also `--verify`'s)."""
     from factlocate.editors.base import EditRequest
     from factlocate.evaluation import runner
     from factlocate.generate import generate
     from factlocate.identity import identity
 
     request = EditRequest(CURIE["prompt"], CURIE["subject"], CURIE["target"], target_true=CURIE["true"])
-    module, hp = runner.editor_and_hparams(name, identity(model).spec, s.overrides.get(name, {}))
+    module, hp = runner.editor_and_hparams(name, identity(model).spec, training.overrides(s, name, out))
     torch.manual_seed(s.seed)
     result = module.compute_edit(model, [request], hp, progress=False)
     with result.applied(model):
         after = generate(model, list(CURIE["gen_prompts"]), max_length=CURIE["gen_length"], seed=s.seed)
-    return {"editor": name, "generations": after, "probs_after": result.probs_after, "hparams": result.hparams}
+        other = unrelated_probs(model, unrelated) if unrelated else None
+    return {"editor": name, "generations": after, "probs_after": result.probs_after, "hparams": result.hparams,
+            **({"unrelated": other} if other else {})}
 
 
 def curie_render(ctx: Context) -> list:
     folder = ctx.folder("curie")
     names = ["unedited", *ctx.settings.curie_editors]
     prompts = CURIE["gen_prompts"]
-    rows = ["| editor | p(medicine) after | " + " | ".join(md_cell(p) for p in prompts) + " |",
-            "|---|---:|" + "---|" * len(prompts)]
+    base = read_json(folder / "unedited.json") if (folder / "unedited.json").exists() else {}
+    other = base.get("unrelated_subject")  # None on pages made before the unrelated-subject check
+    head = f" {other}: p(medicine) / p(physics) |" if other else ""
+    rows = ["| editor | p(medicine) after |" + head + " " + " | ".join(md_cell(p) for p in prompts) + " |",
+            "|---|---:|" + ("---:|" if other else "") + "---|" * len(prompts)]
     for name in names:
         path = folder / f"{name}.json"
         if not path.exists():
             continue
         run = read_json(path)
         p = (run.get("probs_after") or [{}])[0].get("new")
-        rows.append(f"| {name} | {'' if p is None else f'{p:.3f}'} | " +
+        u = run.get("unrelated")
+        cell = (f" {u['new']:.3f} / {u['true']:.3f} |" if u else " |") if other else ""
+        rows.append(f"| {name} | {'' if p is None else f'{p:.3f}'} |{cell} " +
                     " | ".join(md_cell(g) for g in run["generations"]) + " |")
     blocks = [f"Rewrite: {CURIE['prompt'].format(CURIE['subject'])} {CURIE['true']} -> {CURIE['target']}; "
-              f"{CURIE['gen_length']} tokens sampled (top-k 5, seed {ctx.settings.seed}).", "\n".join(rows)]
+              f"{CURIE['gen_length']} tokens sampled (top-k 5, seed {ctx.settings.seed})."
+              + (f" The unrelated physicist, {other}, should keep physics: {CURIE['prompt'].format(other)} ..."
+                 if other else ""), "\n".join(rows)]
     return blocks + not_run(folder)
 
 

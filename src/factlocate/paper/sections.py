@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from factlocate.paper import editing, numbers, tracing
+from factlocate.paper import editing, numbers, tracing, training
 from factlocate.paper.context import Context, Section
 from factlocate.paper.settings import ReportSettings
 
@@ -36,6 +36,8 @@ SECTIONS = (
             lambda s: dict(model=s.model, editor=s.sweep_editor, cases=s.sweep_cases, layers=s.sweep_layers,
                            dataset=s.counterfact, overrides=s.overrides.get(s.sweep_editor, {})),
             editing.sweep_command, editing.sweep_render, editing.sweep_compute, lambda: numbers.SWEEP),
+    Section("training", training.FOLDER, "MEND and KE training", training.params, training.command,
+            training.render, training.compute),
     Section("table1", "zsre", "Table 1: zsRE",
             lambda s: dict(model=s.model, n=s.eval_cases, dataset=s.zsre, editors=s.zsre_editors,
                            overrides=s.overrides, **editing.column_params(s, "zsre")),
@@ -61,7 +63,7 @@ SECTIONS = (
             lambda: numbers.SEQUENTIAL, editing.sequential_partial, ("runs", "sequential")),
 )
 # Figure 1 takes its fact from Figure 2's run, so the fact set is traced first.
-COMPUTE_ORDER = ("fig2", "fig1", "fig5", "table1", "table2", "fig6", "sequential")
+COMPUTE_ORDER = ("fig2", "fig1", "fig5", "training", "table1", "table2", "fig6", "sequential")
 
 
 def params_json(section: Section, s: ReportSettings) -> dict:

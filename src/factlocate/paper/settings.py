@@ -72,6 +72,7 @@ class ReportSettings:
     sequential: tuple[tuple[str, int, int, int], ...] = SEQUENTIAL
     sequential_dataset: str = "counterfact-sample"
     overrides: dict = field(default_factory=dict)  # {editor: {hyperparameter: value}}, e.g. for tiny models
+    train: dict = field(default_factory=dict)  # {variant: data}, e.g. {"mend-cf": "cf:PATH"}: trained on the page
     generated_columns: bool = True  # Tables 1-2: success judged on greedy generations beside the teacher-forced
     portability: dict = field(default_factory=dict)  # {"counterfact"|"zsre": one-hop file}: Tables 1-2 portability
 

@@ -62,7 +62,9 @@ def _curie(model, settings: ReportSettings, folder: Path, k: int, seed: int) -> 
     names = [n for n in settings.curie_editors if (folder / f"{n}.json").exists()]
     if not names:
         return {"skipped": "no results"}
-    results = {n: replay.largest_difference(curie_edit(model, settings, n), read_json(folder / f"{n}.json"))
+    unrelated = read_json(folder / "unedited.json").get("unrelated_subject") if (folder / "unedited.json").exists() \
+        else None
+    results = {n: replay.largest_difference(curie_edit(model, settings, n, folder.parent, unrelated), read_json(folder / f"{n}.json"))
                for n in replay.sample(names, k, seed)}
     worst = max(results.items(), key=lambda kv: kv[1][0])
     return {"items": list(results), "max_diff": worst[1][0], "where": f"{worst[0]}: {worst[1][1]}"}
