@@ -256,3 +256,16 @@ def test_bucketed_scoring_equals_one_forward_per_prompt_on_smollm(smollm, cf):
         for row, prompt in zip(nlls[f"{group}_probs"], prompts):
             alone = scoring.target_nll(smollm, [prompt, prompt], [record.target_new, record.target_true])
             assert [row["target_new"], row["target_true"]] == pytest.approx(alone.tolist(), abs=2e-4)
+
+
+def test_cli_sweep_known_dev_cases_other_tokens_every_kth_layer(tiny_dirs, tmp_path):
+    out = tmp_path / "sweep"
+    assert main(["sweep", "--model", tiny_dirs["gpt2"], "--dataset", "counterfact-sample", "--split", "dev", "--known",
+                 "--n", "1", "--layers", "0,1,2", "--tokens", "subject_last,last", "--other-every", "2",
+                 "--set", "v_num_grad_steps=2", "--set", "stats_tokens=1000",
+                 "--set", "context_template_lengths=[[5, 1]]", "--out", str(out)]) == 0
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert runs == ["rome-L0-last", "rome-L0-subject_last", "rome-L1-subject_last", "rome-L2-last",
+                    "rome-L2-subject_last"]
+    grid, tokens, layers = sweep.load_grid(out)
+    assert grid["S"][("last", 1)] is None and grid["S"][("subject_last", 1)] is not None

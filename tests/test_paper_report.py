@@ -229,15 +229,20 @@ def test_a_section_folder_written_before_time_json_keeps_its_time(tmp_path):
     assert not (tmp_path / "timing.json").exists() and not (tmp_path / "elapsed.json").exists()
 
 
-def test_figure5_names_every_layer_tied_for_the_best_score():
-    from factlocate.paper.editing import best_layers
+def test_figure5_sweeps_known_dev_cases_with_cis(tiny_settings, tmp_path):
+    """Figure 5 runs on dev cases only (known to the model), the last subject token at every layer and the others
+    at every third; its table gives S with CIs and the best layer against its neighbours, paired."""
+    from factlocate import datasets
 
-    grid = {"S": {("subject_last", 0): 83.61, ("subject_last", 3): 83.6, ("subject_last", 6): 83.0,
-                  ("subject_last", 9): None}}
-    assert best_layers(grid, [0, 3, 6, 9]) == "0 and 3 (tied)"
-    grid["S"][("subject_last", 6)] = 90.0
-    assert best_layers(grid, [0, 3, 6, 9]) == "6"
-    assert best_layers({"S": {}}, [0]) == "n/a"
+    build(tiny_settings, tmp_path, progress=False, log=lambda *_: None, only=("fig5",))
+    runs = sorted((tmp_path / "sweep" / "runs").glob("*/params.json"))
+    assert {json.loads(p.read_text())["dataset"]["split"] for p in runs} == {"dev"}
+    dev = {r.case_id for r in datasets.load(tiny_settings.counterfact).split("dev")}
+    cases = {int(p.stem) for p in (tmp_path / "sweep" / "runs").glob("*/cases/*.json")}
+    assert cases and cases <= dev
+    html = (tmp_path / "index.html").read_text()
+    section = html.split('id="fig5"')[1].split("<h2")[0]
+    assert "S(best) - S(layer), paired" in section and "best" in section and "--split dev --known" in section
 
 
 def test_verify_reruns_every_section_and_catches_a_corrupted_number(tiny_settings, tmp_path, capsys):

@@ -59,6 +59,10 @@ def register(sub) -> None:
     p.add_argument("--model", default=None)
     p.add_argument("--dataset", default="counterfact-sample", help="as for eval --dataset")
     p.add_argument("--tokens", default=None, help="fact-token rules, comma-separated (default: all four)")
+    p.add_argument("--other-every", type=int, default=1, metavar="K",
+                   help="the rules other than the last subject token at every K-th listed layer only (default 1)")
+    p.add_argument("--known", action="store_true",
+                   help="take the first --n records the model knows (true target above the new one, teacher-forced)")
     _selection_args(p, default_n=10)
     add_hparams_args(p, layer_help="layers to sweep, e.g. 0-17 or 2,5,8 (default: every layer)")
     add_ray_args(p)
@@ -89,6 +93,13 @@ def _records(args):
         return ds, records[args.start: None if args.n is None else args.start + args.n]
     ids = datasets.read_case_ids(args.cases) if args.cases else None
     return ds, ds.select(args.start, args.n, ids)
+
+
+def _all_records(args, ds) -> list:
+    """Every record --known may choose from: the split's (or the file's) from --start on."""
+    if args.cases:
+        raise FactlocateError("--known chooses the cases itself: give --split or --start, not --cases")
+    return (ds.split(args.split) if args.split else ds.records)[args.start:]
 
 
 def run_eval(args) -> int:
@@ -241,12 +252,19 @@ def run_sweep(args) -> int:
     token_rules = [t.strip() for t in args.tokens.split(",")] if args.tokens else None
     spec = args.model or DEFAULT_MODEL
     options = ray_options(args)
+    if args.known and options is not None:
+        raise FactlocateError("--known reads the model here: run it without --ray")
     if options is None:
         model = load_model(spec)
         n_layers = int(model.cfg.n_layers)
         layers = parse_layers(args.layers, n_layers) or list(range(n_layers))
+        if args.known:
+            from factlocate.evaluation import localisation
+
+            records, _ = localisation.known_cases(model, _all_records(args, ds), args.n)
         result = sweep.run(model, ds, records, args.editor, layers, token_rules, args.out, overrides,
-                           hparams_file=args.hparams, split=args.split)
+                           hparams_file=args.hparams, split=args.split,
+                           cells=sweep.grid_cells(layers, token_rules, args.other_every))
     else:
         from factlocate.distributed import workers
 
@@ -254,7 +272,8 @@ def run_sweep(args) -> int:
             n_layers = pool.info()["n_layers"]
             layers = parse_layers(args.layers, n_layers) or list(range(n_layers))
             result = sweep.run(None, ds, records, args.editor, layers, token_rules, args.out, overrides,
-                               hparams_file=args.hparams, pool=pool, model_spec=spec, split=args.split)
+                               hparams_file=args.hparams, pool=pool, model_spec=spec, split=args.split,
+                               cells=sweep.grid_cells(layers, token_rules, args.other_every))
     print(result)
     print(f"wrote {args.out}/sweep.md, sweep.csv, sweep.html")
     return 0

@@ -37,14 +37,31 @@ def cell_overrides(module, layer: int, token: str, overrides: dict) -> dict:
     return out
 
 
+def grid_cells(layers: list[int], tokens: list[str] | None = None, other_every: int = 1) -> list[tuple[str, int]]:
+    """(token, layer) cells: the last subject token at every layer, the other rules at every `other_every`-th."""
+    tokens = tokens or list(FACT_TOKENS)
+    if other_every < 1:
+        raise FactlocateError(f"--other-every must be at least 1, got {other_every}")
+    return [(t, layer) for i, layer in enumerate(layers) for t in tokens
+            if t == "subject_last" or i % other_every == 0]
+
+
 def run(model, dataset, records, editor: str, layers: list[int], tokens: list[str] | None,
         out: str | Path, overrides: dict | None = None, module=None, progress: bool = True,
-        hparams_file: str | None = None, pool=None, model_spec: str | None = None, split: str | None = None) -> str:
-    """Run every cell (resuming finished cases), write sweep.csv/.md/.html; return the markdown."""
+        hparams_file: str | None = None, pool=None, model_spec: str | None = None, split: str | None = None,
+        cells: list[tuple[str, int]] | None = None) -> str:
+    """Run every cell (resuming finished cases), write sweep.csv/.md/.html; return the markdown.
+
+    `cells` lists (token rule, layer) pairs to run instead of every token at every layer (the report sweeps the
+    last subject token at every layer and the other tokens at fewer); cells not run are blank."""
     from factlocate import editors
 
     if dataset.kind != "counterfact":
         raise FactlocateError("the sweep uses CounterFact's ES, PS and NS: pass a counterfact dataset")
+    if cells is not None:
+        tokens = [t for t in FACT_TOKENS if any(c[0] == t for c in cells)] + \
+            [t for t in dict.fromkeys(c[0] for c in cells) if t not in FACT_TOKENS]
+        layers = sorted({c[1] for c in cells})
     tokens = tokens or list(FACT_TOKENS)
     unknown = [t for t in tokens if t not in FACT_TOKENS]
     if unknown:
@@ -55,7 +72,7 @@ def run(model, dataset, records, editor: str, layers: list[int], tokens: list[st
     grid: dict[str, dict[tuple[str, int], float | None]] = {m: {} for m in METRICS}
     # Layer by layer: a layer's key statistics (minutes on a CPU, cached on disk) serve all its cells together,
     # so a sweep resumed on a machine without that cache computes them again only for the layers still to do.
-    cells = [(t, layer) for layer in layers for t in tokens]
+    cells = cells if cells is not None else [(t, layer) for layer in layers for t in tokens]
     for token, layer in tqdm(cells, desc=f"sweep {editor}", unit="cell", disable=not progress):
         name = f"{editor}-L{layer}-{token}"
         folder = runner.run(
@@ -68,6 +85,10 @@ def run(model, dataset, records, editor: str, layers: list[int], tokens: list[st
         s = summ.summarize([c["post"]["scores"] for c in cases], "counterfact")
         for m in METRICS:
             grid[m][(token, layer)] = None if s[m] is None else s[m][0]
+    for m in METRICS:  # cells not run
+        for t in tokens:
+            for layer in layers:
+                grid[m].setdefault((t, layer), None)
     md = _markdown(grid, tokens, layers, editor, len(records))
     write_text(out / "sweep.md", md)
     write_text(out / "sweep.csv", _csv(grid, tokens, layers))

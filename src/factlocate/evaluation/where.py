@@ -48,28 +48,32 @@ def outcome(case: dict) -> dict:
             "paraphrase": _score(pre["paraphrase_prompts_probs"], post["paraphrase_prompts_probs"])}
 
 
-def load_table(out: str | Path) -> dict:
-    """{"layers", "cases", "effects": {trace: [case][all layers]}, "rows": [(case, layer) dicts]}: every traced
-    case, at the layers where each of them is edited."""
-    out = Path(out)
-    traces = {c["case_id"]: c for c in (read_json(p) for p in sorted((out / "traces" / "cases").glob("*.json")))}
-    runs = sorted((out / "sweep" / "runs").glob("*-L*-subject_last"))
+def sweep_table(runs: str | Path, cases: list[int] | None = None, token: str = "subject_last") -> dict:
+    """{"layers", "cases", "rows"} of a sweep's runs (OUT/runs) at one key token: the layers where every case of
+    `cases` (default: every case any layer holds) is edited. A run stopped for time leaves its last layer part way;
+    that layer is left out."""
     by_layer = {}
-    for run in runs:
+    for run in sorted(Path(runs).glob(f"*-L*-{token}")):
         layer = int(run.name.rsplit("-L", 1)[1].split("-")[0])
         by_layer[layer] = {c["case_id"]: c for c in (read_json(p) for p in (run / "cases").glob("*.json"))}
-    # a layer counts once every traced case is edited there (a run stopped for time leaves its last layer part way)
-    layers = sorted(layer for layer, done in by_layer.items() if set(traces) <= set(done))
-    cases = list(traces)
+    if cases is None:
+        cases = sorted({c for done in by_layer.values() for c in done})
+    layers = sorted(layer for layer, done in by_layer.items() if set(cases) <= set(done))
     if not cases or len(layers) < 2:
-        raise FactlocateError(f"{out} holds fewer than two layers at which every traced case is edited")
-    rows = []
-    for c in cases:
-        for layer in layers:
-            rows.append({"case_id": c, "layer": layer, **{t: traces[c]["effects"][t][layer] for t in TRACES},
-                         **outcome(by_layer[layer][c])})
-    return {"layers": layers, "cases": cases, "rows": rows,
-            "effects": {t: [traces[c]["effects"][t] for c in cases] for t in TRACES}}
+        raise FactlocateError(f"{runs} holds fewer than two layers at which every case is edited")
+    rows = [{"case_id": c, "layer": layer, **outcome(by_layer[layer][c])} for c in cases for layer in layers]
+    return {"layers": layers, "cases": list(cases), "rows": rows}
+
+
+def load_table(out: str | Path) -> dict:
+    """`sweep_table` of the study's sweep for its traced cases, each row with the case's tracing effects at its
+    layer, and "effects": {trace: [case][every layer]}."""
+    out = Path(out)
+    traces = {c["case_id"]: c for c in (read_json(p) for p in sorted((out / "traces" / "cases").glob("*.json")))}
+    table = sweep_table(out / "sweep" / "runs", list(traces))
+    for r in table["rows"]:
+        r.update({t: traces[r["case_id"]]["effects"][t][r["layer"]] for t in TRACES})
+    return {**table, "effects": {t: [traces[c]["effects"][t] for c in table["cases"]] for t in TRACES}}
 
 
 def aggregate_s(rows: list[dict]) -> float:
@@ -178,21 +182,24 @@ def crossfit(table: dict, config_layer: int | None, n_layers: int, n_boot: int =
 
 def layer_comparison(table: dict, chosen: int, n_boot: int = 1000, seed: int = 0) -> dict:
     """S per swept layer with a fact-bootstrap 95% CI, and S(chosen) - S(neighbour) for the swept layers next to
-    the chosen one, paired over the same facts (the same resampled facts on both sides)."""
+    the chosen one, paired over the same facts (the same resampled facts on both sides). CIs are None for a
+    single fact."""
     by_case, layers, cases = _by_case(table["rows"]), table["layers"], table["cases"]
 
     def s_at(layer):
         return lambda cs: aggregate_s([by_case[c][layer] for c in cs])
 
-    per_layer = {layer: {"S": s_at(layer)(cases), "ci": loc.bootstrap(cases, s_at(layer), n_boot, seed)}
-                 for layer in layers}
+    def ci(stat):  # one case has no spread to resample
+        return loc.bootstrap(cases, stat, n_boot, seed) if len(cases) > 1 else None
+
+    per_layer = {layer: {"S": s_at(layer)(cases), "ci": ci(s_at(layer))} for layer in layers}
     i = layers.index(chosen)
     neighbours = [layers[j] for j in (i - 1, i + 1) if 0 <= j < len(layers)]
     paired = []
     for other in neighbours:
         def gap(cs, other=other):
             return s_at(chosen)(cs) - s_at(other)(cs)
-        paired.append({"layer": other, "gap": gap(cases), "ci": loc.bootstrap(cases, gap, n_boot, seed)})
+        paired.append({"layer": other, "gap": gap(cases), "ci": ci(gap)})
     return {"chosen": chosen, "per_layer": per_layer, "paired": paired}
 
 
@@ -268,11 +275,14 @@ def markdown(a: dict) -> str:
     gaps = {p["layer"]: p for p in cmp["paired"]}
     for layer, v in cmp["per_layer"].items():
         g = gaps.get(int(layer))
-        gap = f"{g['gap']:.1f} [{g['ci'][0]:.1f}, {g['ci'][1]:.1f}]" if g else ("chosen" if int(layer) ==
-                                                                                 cmp["chosen"] else "")
-        lines.append(f"| {layer} | {v['S']:.1f} [{v['ci'][0]:.1f}, {v['ci'][1]:.1f}] | {gap} |")
+        gap = f"{g['gap']:.1f} {ci_text(g['ci'])}" if g else ("chosen" if int(layer) == cmp["chosen"] else "")
+        lines.append(f"| {layer} | {v['S']:.1f} {ci_text(v['ci'])} | {gap} |")
     lines.append("")
     return "\n".join(lines)
+
+
+def ci_text(ci) -> str:
+    return "[n/a]" if ci is None else f"[{ci[0]:.1f}, {ci[1]:.1f}]"
 
 
 def digest(path: Path) -> str:

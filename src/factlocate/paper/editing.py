@@ -45,15 +45,21 @@ def sweep_layers(ctx: Context) -> list[int]:
     return list(ctx.settings.sweep_layers or range(arch.n_layers(ctx.model)))
 
 
+OTHER_EVERY = 3  # Figure 5: the key tokens other than the last subject token at every third swept layer
+
+
 def sweep_compute(ctx: Context) -> None:
+    """Figure 5 on the `dev` split: the first `sweep_cases` dev cases the model knows, the last subject token at
+    every swept layer and the other key tokens at every third (`factlocate sweep --split dev --known`)."""
     from factlocate import datasets
-    from factlocate.evaluation import sweep
+    from factlocate.evaluation import localisation, sweep
 
     s = ctx.settings
     ds = datasets.load(s.counterfact)
-    records = ds.select(0, s.sweep_cases)
+    records, _ = localisation.known_cases(ctx.model, ds.split("dev"), s.sweep_cases)
     sweep.run(ctx.model, ds, records, s.sweep_editor, sweep_layers(ctx), None, ctx.folder("sweep"),
-              s.overrides.get(s.sweep_editor, {}), progress=ctx.progress)
+              s.overrides.get(s.sweep_editor, {}), progress=ctx.progress, split="dev",
+              cells=sweep.grid_cells(sweep_layers(ctx), None, OTHER_EVERY))
 
 
 def config_layer(s: ReportSettings) -> str:
@@ -66,37 +72,38 @@ def config_layer(s: ReportSettings) -> str:
     return str(getattr(hp, "layer", None) if hasattr(hp, "layer") else getattr(hp, "layers", None))
 
 
-def best_layers(grid, layers) -> str:
-    """The layers with the highest S at the last subject token, ties listed together (S rounded to 0.1)."""
-    scored = {l: round(grid["S"][("subject_last", l)], 1) for l in layers
-              if grid["S"].get(("subject_last", l)) is not None}
-    if not scored:
-        return "n/a"
-    top = max(scored.values())
-    best = [str(l) for l, v in scored.items() if v == top]
-    return best[0] if len(best) == 1 else " and ".join([", ".join(best[:-1]), best[-1]]) + " (tied)"
-
-
 def sweep_render(ctx: Context) -> list:
-    from factlocate.evaluation import sweep
+    from factlocate.evaluation import sweep, where
     from factlocate.plots.evaluation import sweep_heatmaps
 
     s = ctx.settings
     grid, tokens, layers = sweep.load_grid(ctx.folder("sweep"))
-    rows = ["| layer | ES | PS | NS | S |", "|---:|---:|---:|---:|---:|"]
+    table = where.sweep_table(ctx.folder("sweep") / "runs")
+    best = where.choose(table["rows"], "sweep")
+    cmp = where.layer_comparison(table, best)
+    gaps = {p["layer"]: p for p in cmp["paired"]}
+    rows = ["| layer | ES | PS | NS | S [95% CI] | S(best) - S(layer), paired [95% CI] |",
+            "|---:|---:|---:|---:|---:|---:|"]
     for layer in layers:
-        vals = [grid[m].get(("subject_last", layer)) for m in sweep.METRICS]
-        rows.append(f"| {layer} | " + " | ".join("n/a" if v is None else f"{v:.1f}" for v in vals) + " |")
-    text = (f"{s.sweep_editor} at the last subject token, {s.sweep_cases} CounterFact cases (x100; S is the "
-            f"harmonic mean of ES, PS and NS). Best layer by S: **{best_layers(grid, layers)}**; the shipped "
-            f"config edits layer {config_layer(s)}.")
+        vals = [grid[m].get(("subject_last", layer)) for m in ("ES", "PS", "NS")]
+        ci = cmp["per_layer"].get(layer)
+        s_cell = "n/a" if ci is None else f"{ci['S']:.1f} {where.ci_text(ci['ci'])}"
+        g = gaps.get(layer)
+        gap = "best" if layer == best else "" if g is None else f"{g['gap']:.1f} {where.ci_text(g['ci'])}"
+        rows.append(f"| {layer} | " + " | ".join("n/a" if v is None else f"{v:.1f}" for v in vals) +
+                    f" | {s_cell} | {gap} |")
+    split = read_json(next((ctx.folder("sweep") / "runs").glob("*/params.json")))["dataset"].get("split", "?")
+    text = (f"{s.sweep_editor} at the last subject token on {len(table['cases'])} CounterFact `{split}` cases the "
+            f"model knows (x100; S is the harmonic mean of ES, PS and NS; CIs resample cases). Best layer by S: "
+            f"**{best}**, against its swept neighbours in the last column; the shipped config edits layer "
+            f"{config_layer(s)}. The other key tokens are swept at every {OTHER_EVERY}rd layer.")
     return [text, "\n".join(rows), sweep_heatmaps(grid, tokens, layers, s.sweep_editor)]
 
 
 def sweep_command(s: ReportSettings, out: Path) -> str:
     layers = f" --layer {','.join(map(str, s.sweep_layers))}" if s.sweep_layers else ""
-    return (f"factlocate sweep --editor {s.sweep_editor} --model {s.model} --dataset {s.counterfact} "
-            f"--n {s.sweep_cases}{layers} --out {out}/sweep")
+    return (f"factlocate sweep --editor {s.sweep_editor} --model {s.model} --dataset {s.counterfact} --split dev "
+            f"--known --n {s.sweep_cases}{layers} --other-every {OTHER_EVERY} --out {out}/sweep")
 
 
 # ---------------------------------------------------------------- Tables 1 and 2

@@ -35,7 +35,7 @@ def sweep_heatmaps(grid, tokens, layers, editor) -> go.Figure:
                         horizontal_spacing=0.04, vertical_spacing=0.16)
     for i, m in enumerate(SWEEP_METRICS):
         row, col = divmod(i, 2)
-        z = [[grid[m][(t, layer)] for layer in layers] for t in tokens]
+        z = [[grid[m].get((t, layer)) for layer in layers] for t in tokens]  # a cell not run is blank
         fig.add_trace(
             go.Heatmap(z=z, x=layers, y=[FACT_TOKENS[t] for t in tokens], zmin=0, zmax=100,
                        colorscale="Purples", showscale=i == 0, colorbar=dict(title="x100", len=0.9),
