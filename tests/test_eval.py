@@ -269,3 +269,16 @@ def test_cli_sweep_known_dev_cases_other_tokens_every_kth_layer(tiny_dirs, tmp_p
                     "rome-L2-subject_last"]
     grid, tokens, layers = sweep.load_grid(out)
     assert grid["S"][("last", 1)] is None and grid["S"][("subject_last", 1)] is not None
+
+
+def test_a_run_made_before_splits_were_named_is_reused_for_its_split(tiny_gpt2, cf, tmp_path):
+    """Old runs recorded no split: naming `test` reuses one whose cases are all test cases, and refuses one that
+    holds another case."""
+    test = cf.split("test")
+    runner.run(tiny_gpt2, cf, test[:2], "toy", tmp_path, NO_GEN, module=TOY, progress=False)  # no split recorded
+    runner.run(tiny_gpt2, cf, test[:3], "toy", tmp_path, NO_GEN, module=TOY, progress=False, split="test")
+    assert len(list((tmp_path / "toy" / "cases").glob("*.json"))) == 3
+    other = tmp_path / "other"
+    runner.run(tiny_gpt2, cf, cf.split("dev")[:1], "toy", other, NO_GEN, module=TOY, progress=False)
+    with pytest.raises(FactlocateError, match="other parameters"):
+        runner.run(tiny_gpt2, cf, test[:1], "toy", other, NO_GEN, module=TOY, progress=False, split="test")

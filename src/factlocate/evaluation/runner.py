@@ -169,7 +169,8 @@ def run(
     if pool is not None and module is not None:
         raise FactlocateError("a Ray run evaluates registered editors only (factlocate.editors.EDITORS)")
     module, hparams = editor_and_hparams(editor, spec, overrides, module, hparams_file)
-    folder = RunFolder(Path(out) / (folder_name or editor)).open({
+    path = Path(out) / (folder_name or editor)
+    folder = RunFolder(path).open({
         "model": spec,
         "editor": editor,
         "hparams": dataclasses.asdict(hparams) if hparams is not None else None,
@@ -177,7 +178,7 @@ def run(
                     **({"split": split} if split else {})},
         "eval": dataclasses.asdict(params),
         "metrics_version": METRICS_VERSION,
-    }, overwrite=bool(overwrite))
+    }, overwrite=bool(overwrite), same=functools.partial(named_split, path, dataset, split))
     todo = [r for r in records if not folder.has(r.case_id)]
     items = [(r.case_id, {"record": r, "editor": editor if module is not None else None, "hparams": hparams,
                           "params": params, "dataset": dataset.ref(), "pre_cache": pre_cache,
@@ -197,6 +198,20 @@ def run(
                                 bar=bar if pool is None else None, keep=functools.partial(keep_deltas, folder)):
             pass
     return folder.path
+
+
+def named_split(path: Path, dataset, split: str | None, old: dict, new: dict) -> bool:
+    """A run made before splits were named is the same run as one naming its split, when every case it holds
+    belongs to that split: the parameters then differ only in the recorded split."""
+    if old == new:
+        return True
+    if split is None or "split" in old.get("dataset", {}):
+        return False
+    unnamed = {**new, "dataset": {k: v for k, v in new["dataset"].items() if k != "split"}}
+    from factlocate.datasets import splits
+
+    held = {int(p.stem) for p in (path / "cases").glob("*.json")}
+    return old == unnamed and held <= set(splits.case_ids(dataset, split))
 
 
 def keep_deltas(folder: RunFolder, key, case: dict) -> dict:

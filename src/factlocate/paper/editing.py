@@ -135,14 +135,13 @@ def eval_compute(ctx: Context, folder: str, dataset: str, names: tuple[str, ...]
 
     s = ctx.settings
     ds = datasets.load(dataset)
-    records = ds.select(0, s.eval_cases)
+    records = ds.split("test")[: s.eval_cases]  # the tables report `test` only
     params = runner.EvalParams(generation=generation and ds.kind == "counterfact")
     skipped = {}
     for name in names:
         try:
             run = runner.run(ctx.model, ds, records, name, ctx.folder(folder), params,
-                             training.overrides(s, name, ctx.out),
-                             None, progress=ctx.progress)
+                             training.overrides(s, name, ctx.out), None, progress=ctx.progress, split="test")
         except FactlocateError as e:
             skipped[name] = str(e)
             continue
@@ -187,8 +186,8 @@ def eval_command(s: ReportSettings, out: Path, folder: str, dataset: str, names,
     from factlocate import datasets
 
     flags = "" if generation else " --no-generation"
-    command = (f"factlocate eval --dataset {dataset} --editor {','.join(names)} --model {s.model} --n {s.eval_cases}"
-               f"{flags} --out {out}/{folder}")
+    command = (f"factlocate eval --dataset {dataset} --split test --editor {','.join(names)} --model {s.model} "
+               f"--n {s.eval_cases}{flags} --out {out}/{folder}")
     runs = " ".join(f"{out}/{folder}/{n}" for n in names if n != "unedited")
     kind = dataset.partition(":")[0].removesuffix("-sample")
     kind = kind if kind in datasets.KINDS else folder
