@@ -22,7 +22,6 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-
 from factlocate.errors import FactlocateError
 from factlocate.identity import identity
 from factlocate.io import write_json
