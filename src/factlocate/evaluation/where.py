@@ -28,6 +28,7 @@ from factlocate.io import read_json, write_json, write_text
 from factlocate.metrics import localisation as loc
 
 REGRESSED = ("rewrite", "paraphrase", "NS", "S")
+SMALL_SWEEPS = (3, 5)  # facts per half for the cheaper sweep rules of `crossfit`
 STRATEGIES = ("trace", "sweep")
 
 
@@ -158,6 +159,9 @@ def crossfit(table: dict, config_layer: int | None, n_layers: int, n_boot: int =
     depth = round(17 / 48 * n_layers)  # ROME's GPT-2 XL layer 17 of 48, by relative depth
     rules = {
         "sweep": lambda fit: choose([r for c in fit for r in by_case[c].values()], "sweep"),
+        # the cheaper signal: the same sweep on fewer facts (its cost is one edit per fact and layer)
+        **{f"sweep, {k} facts": (lambda fit, k=k: choose([r for c in fit[:k] for r in by_case[c].values()], "sweep"))
+           for k in SMALL_SWEEPS if k < len(halves[1])},
         "trace": lambda fit: choose([], "trace", {"mlp_w10": [table["effects"]["mlp_w10"][index[c]] for c in fit]},
                                     layers),
         "paper's relative depth": lambda fit: min(layers, key=lambda layer: (abs(layer - depth), layer)),
