@@ -62,8 +62,11 @@ def replay_cases(model, folder: str | Path, dataset, case_ids: list[int]) -> dic
     if params["dataset"]["digest"] != dataset.digest:
         raise FactlocateError(f"{folder} was run on dataset digest {params['dataset']['digest']}, not {dataset.digest}")
     module, hparams = runner.editor_and_hparams(params["editor"], params["model"], params["hparams"])
-    if hparams is not None and plain(dataclasses.asdict(hparams)) != params["hparams"]:
-        raise FactlocateError(f"{folder}: its hyperparameters no longer load as recorded (a field was added?)")
+    if hparams is not None:  # every recorded value loads as recorded (fields added since take their defaults)
+        now = plain(dataclasses.asdict(hparams))
+        changed = sorted(k for k, v in params["hparams"].items() if now.get(k) != v)
+        if changed:
+            raise FactlocateError(f"{folder}: hyperparameters {changed} no longer load as recorded")
     eval_params = runner.EvalParams(**params["eval"])
     options = runner.prepared(module, model, hparams)
     records = {r.case_id: r for r in dataset.records}
