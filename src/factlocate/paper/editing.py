@@ -78,9 +78,12 @@ def sweep_render(ctx: Context) -> list:
 
     s = ctx.settings
     grid, tokens, layers = sweep.load_grid(ctx.folder("sweep"))
-    table = where.sweep_table(ctx.folder("sweep") / "runs")
-    best = where.choose(table["rows"], "sweep")
-    cmp = where.layer_comparison(table, best)
+    try:
+        table = where.sweep_table(ctx.folder("sweep") / "runs")
+    except FactlocateError:  # a single swept layer: no comparison
+        table = {"cases": [], "rows": []}
+    best = where.choose(table["rows"], "sweep") if table["rows"] else None
+    cmp = where.layer_comparison(table, best) if best is not None else {"per_layer": {}, "paired": []}
     gaps = {p["layer"]: p for p in cmp["paired"]}
     rows = ["| layer | ES | PS | NS | S [95% CI] | S(best) - S(layer), paired [95% CI] |",
             "|---:|---:|---:|---:|---:|---:|"]
