@@ -113,3 +113,25 @@ def test_trace_of_a_given_answer(tiny_gpt2):
     other = trace(tiny_gpt2, prompt, subject, kind="mlp", window=2, samples=2, token_range="subject_last",
                   answer="Paris")
     assert other.answer_id != default.answer_id or other.answer.strip() == "Paris"
+
+
+def test_notes_results_are_the_studies_data():
+    """notes/where-to-edit.md's results block is exactly what docs/where/*/analysis.json give."""
+    import os
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root))
+    from tools import where_notes
+
+    here = os.getcwd()
+    os.chdir(root)
+    try:
+        text = Path("notes/where-to-edit.md").read_text(encoding="utf-8")
+        start, end = text.index(where.NOTES_BEGIN), text.index(where.NOTES_END) + len(where.NOTES_END)
+        assert text[start:end] == where_notes.block()
+    finally:
+        os.chdir(here)
+    assert where.hase_verdict((0.0, 0.02)) == "holds" and where.hase_verdict((0.06, 0.2)) == "does not hold"
+    assert where.hase_verdict((0.01, 0.3)) == "inconclusive"

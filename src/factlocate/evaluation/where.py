@@ -338,3 +338,41 @@ def _layer_override(module) -> dict:
     """A placeholder layer, so that a config without one (default.yaml) loads; the chosen layer replaces it."""
     fields = {f.name for f in dataclasses.fields(module.HParams)}
     return {"layer": 0} if "layer" in fields else {"layers": [0]}
+
+
+MARGIN_R2 = 0.05  # "the trace explains almost none of the variance beyond the layer": added R² under 5 points
+NOTES_BEGIN = "<!-- where: made by `python -m tools.where_notes` from docs/where/*/analysis.json; a test checks it -->"
+NOTES_END = "<!-- /where -->"
+
+
+def hase_verdict(ci: tuple[float, float]) -> str:
+    """Hase et al.'s finding on one outcome: the trace's added R² is under `MARGIN_R2` (its whole CI), or not."""
+    return "holds" if ci[1] < MARGIN_R2 else "does not hold" if ci[0] >= MARGIN_R2 else "inconclusive"
+
+
+def notes_block(analyses: dict[str, dict]) -> str:
+    """The embedded models' results for notes/where-to-edit.md, from their analysis.json files."""
+    lines = [NOTES_BEGIN, "", "| model | cases | layers | outcome | tracing effect | R² layer only | added by the "
+             f"trace [95% CI] | Hase et al.'s finding (added R² < {MARGIN_R2:g}) |", "|---|---:|---|---|---|---:|---:|---|"]
+    for name, a in analyses.items():
+        for r in a["regressions"]:
+            if r["outcome"] in ("rewrite", "S") and r["effect"] in ("hidden", "mlp_w10"):
+                lo, hi = r["added_ci"]
+                lines.append(f"| {name} | {len(a['cases'])} | {', '.join(map(str, a['layers']))} | {r['outcome']} | "
+                             f"{r['effect']} | {r['layer']:.3f} | {r['added']:.3f} [{lo:.3f}, {hi:.3f}] | "
+                             f"{hase_verdict(r['added_ci'])} |")
+    lines += ["", "| model | rule (cross-fitted on dev) | layers chosen | held-out S / oracle S [95% CI] | "
+              "goal: at least 0.95 |", "|---|---|---|---:|---|"]
+    for name, a in analyses.items():
+        for r in a["crossfit"]:
+            lo, hi = r["ratio_ci"]
+            goal = "met" if lo >= 0.95 else "not met" if hi < 0.95 else "inconclusive"
+            lines.append(f"| {name} | {r['rule']} | {', '.join(map(str, r['layers']))} | {r['ratio']:.3f} "
+                         f"[{lo:.3f}, {hi:.3f}] | {goal} |")
+    lines += ["", "| model | per-fact best layer = traced peak | mean gap (layers) | sweep's layer | trace's layer | "
+              "shipped config's layer |", "|---|---:|---:|---:|---:|---:|"]
+    for name, a in analyses.items():
+        p = a["peaks"]
+        lines.append(f"| {name} | {100 * p['agree']:.0f}% | {p['mean_abs_gap']:.1f} | {a['choice']['sweep']} | "
+                     f"{a['choice']['trace']} | {a['config_layer']} |")
+    return "\n".join(lines + ["", NOTES_END])
