@@ -88,7 +88,7 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--dataset", default="counterfact")
+    p.add_argument("--dataset", default="counterfact-sample")
     p.add_argument("--variants", default="ke,ke-cf")
     p.add_argument("--n", type=int, default=20)
     p.add_argument("--out", required=True)

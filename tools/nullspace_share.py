@@ -44,7 +44,7 @@ def main(argv=None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="smollm2-135m")
-    p.add_argument("--dataset", default="counterfact")
+    p.add_argument("--dataset", default="counterfact-sample")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--out", required=True)
     add_hparams_args(p)

@@ -26,7 +26,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="gemma-3-270m")
     p.add_argument("--editor", default="rome")
-    p.add_argument("--dataset", default="counterfact")
+    p.add_argument("--dataset", default="counterfact-sample")
     p.add_argument("--case", type=int, default=0, help="record index in file order")
     p.add_argument("--top", type=int, default=25)
     p.add_argument("--out", default=None)
