@@ -34,8 +34,10 @@ def test_a_split_of_other_records_is_refused(sample):
     with pytest.raises(FactlocateError, match="unknown split"):
         sample.split("train")
     renamed = datasets.Dataset(sample.kind, "my-file", sample.source, sample.digest, sample.records)
+    assert renamed.split("dev") == sample.split("dev")  # the same file under another name: found by its digest
+    unknown = datasets.Dataset(sample.kind, "my-file", sample.source, "1" * 16, sample.records)
     with pytest.raises(FactlocateError, match="no dev/test splits are shipped for dataset 'my-file'"):
-        renamed.split("dev")
+        unknown.split("dev")
 
 
 def test_check_disjoint_names_the_shared_text():
