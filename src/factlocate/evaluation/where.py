@@ -207,6 +207,17 @@ def layer_comparison(table: dict, chosen: int, n_boot: int = 1000, seed: int = 0
     return {"chosen": chosen, "per_layer": per_layer, "paired": paired}
 
 
+def seconds(out: Path, layers: list[int], editor: str) -> dict:
+    """Wall seconds behind a recommendation, from the run folders' clocks: the traces (the trace strategy's whole
+    cost) and the edits at the analysed layers (the sweep strategy adds them). Key statistics, made once per layer
+    and cached, are not in either."""
+    def clock(folder: Path) -> float:
+        return read_json(folder / "time.json")["seconds"] if (folder / "time.json").exists() else 0.0
+
+    edits = sum(clock(out / "sweep" / "runs" / f"{editor}-L{layer}-subject_last") for layer in layers)
+    return {"traces": clock(out / "traces"), "edits": edits}
+
+
 def analyse(out: str | Path, n_boot: int = 1000) -> str:
     """Write OUT/analysis.json, analysis.md and scatter.html; return the markdown."""
     from factlocate import editors
@@ -238,6 +249,7 @@ def analyse(out: str | Path, n_boot: int = 1000) -> str:
         "config_layer": config_layer,
     }
     result["comparison"] = layer_comparison(table, result["choice"]["sweep"], n_boot)
+    result["seconds"] = seconds(out, table["layers"], editor)
     write_json(out / "analysis.json", result)
     md = markdown(result)
     write_text(out / "analysis.md", md)
@@ -370,9 +382,11 @@ def notes_block(analyses: dict[str, dict]) -> str:
             lines.append(f"| {name} | {r['rule']} | {', '.join(map(str, r['layers']))} | {r['ratio']:.3f} "
                          f"[{lo:.3f}, {hi:.3f}] | {goal} |")
     lines += ["", "| model | per-fact best layer = traced peak | mean gap (layers) | sweep's layer | trace's layer | "
-              "shipped config's layer |", "|---|---:|---:|---:|---:|---:|"]
+              "shipped config's layer | wall s: traces (trace strategy) | wall s: edits (the sweep adds) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, a in analyses.items():
-        p = a["peaks"]
+        p, sec = a["peaks"], a.get("seconds", {})
         lines.append(f"| {name} | {100 * p['agree']:.0f}% | {p['mean_abs_gap']:.1f} | {a['choice']['sweep']} | "
-                     f"{a['choice']['trace']} | {a['config_layer']} |")
+                     f"{a['choice']['trace']} | {a['config_layer']} | {sec.get('traces', 0):,.0f} | "
+                     f"{sec.get('edits', 0):,.0f} |")
     return "\n".join(lines + ["", NOTES_END])
