@@ -135,3 +135,8 @@ def test_notes_results_are_the_studies_data():
         os.chdir(here)
     assert where.hase_verdict((0.0, 0.02)) == "holds" and where.hase_verdict((0.06, 0.2)) == "does not hold"
     assert where.hase_verdict((0.01, 0.3)) == "inconclusive"
+
+
+def test_where_to_edit_refuses_to_choose_on_test(tmp_path, capsys):
+    assert main(["where-to-edit", "--split", "test", "--out", str(tmp_path), "--config", str(tmp_path / "c.yaml")]) == 2
+    assert "chooses on dev only" in capsys.readouterr().err

@@ -68,6 +68,9 @@ def run_study(args) -> int:
 def run_where(args) -> int:
     from factlocate.evaluation import where
 
+    if args.split != "dev":
+        raise FactlocateError("where-to-edit chooses on dev only; run localisation-vs-editing --split test to "
+                              "score a choice on test")
     _collect(args, edit=args.strategy == "sweep")  # the trace strategy needs no edits
     choice = where.recommend(args.out, args.strategy, args.editor, args.model, args.config, parse_overrides(args.set))
     print(f"factlocate: layer {choice['layer']} ({args.strategy}); wrote {args.config}", file=sys.stderr)
