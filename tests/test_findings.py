@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from factlocate.io import marked_block
 from factlocate.paper import findings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,7 +36,7 @@ def test_readme_findings_table_is_the_pages_data():
     from tools import readme_findings
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    start, end = readme.index(findings.BEGIN), readme.index(findings.END) + len(findings.END)
+    start, end = marked_block(readme, findings.BEGIN, findings.END)
     import os
 
     here = os.getcwd()

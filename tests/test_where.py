@@ -9,6 +9,7 @@ from factlocate import datasets
 from factlocate.cli import main
 from factlocate.errors import FactlocateError
 from factlocate.evaluation import localisation, where
+from factlocate.io import marked_block
 from factlocate.metrics import localisation as loc
 
 TINY = {"stats_tokens": 2000, "v_num_grad_steps": 3}
@@ -129,7 +130,7 @@ def test_notes_results_are_the_studies_data():
     os.chdir(root)
     try:
         text = Path("notes/where-to-edit.md").read_text(encoding="utf-8")
-        start, end = text.index(where.NOTES_BEGIN), text.index(where.NOTES_END) + len(where.NOTES_END)
+        start, end = marked_block(text, where.NOTES_BEGIN, where.NOTES_END)
         assert text[start:end] == where_notes.block()
     finally:
         os.chdir(here)

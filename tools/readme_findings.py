@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from factlocate.io import replace_block
 from factlocate.paper import findings
 
 PAGES = {"SmolLM2-135M": Path("docs/report/smollm2-135m"), "Gemma-3-270M": Path("docs/report/gemma-3-270m")}
@@ -21,10 +22,7 @@ def block() -> str:
 def main() -> None:
     for folder in PAGES.values():
         findings.write(folder)
-    readme = Path("README.md")
-    text = readme.read_text(encoding="utf-8")
-    start, end = text.index(findings.BEGIN), text.index(findings.END) + len(findings.END)
-    readme.write_text(text[:start] + block() + text[end:], encoding="utf-8")
+    replace_block("README.md", findings.BEGIN, findings.END, block())
     print("wrote README.md's findings table and docs/report/*/findings.{json,md}")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from factlocate.evaluation import where
-from factlocate.io import read_json
+from factlocate.io import read_json, replace_block
 
 STUDIES = {"SmolLM2-135M": Path("docs/where/smollm2-135m"), "Gemma-3-270M": Path("docs/where/gemma-3-270m")}
 
@@ -20,10 +20,7 @@ def block() -> str:
 
 
 def main() -> None:
-    notes = Path("notes/where-to-edit.md")
-    text = notes.read_text(encoding="utf-8")
-    start, end = text.index(where.NOTES_BEGIN), text.index(where.NOTES_END) + len(where.NOTES_END)
-    notes.write_text(text[:start] + block() + text[end:], encoding="utf-8")
+    replace_block("notes/where-to-edit.md", where.NOTES_BEGIN, where.NOTES_END, block())
     print("wrote notes/where-to-edit.md's results block")
 
 

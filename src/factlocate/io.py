@@ -84,3 +84,19 @@ def read_json(path: str | Path):
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise FactlocateError(f"{path} is not valid JSON: {e}") from e
+
+
+def marked_block(text: str, begin: str, end: str) -> tuple[int, int]:
+    """(start, stop) of the block from the line `begin` to `end` inclusive in `text` (a generated part of a doc)."""
+    from factlocate.errors import FactlocateError
+
+    if begin not in text or end not in text:
+        raise FactlocateError(f"no generated block between {begin!r} and {end!r}")
+    return text.index(begin), text.index(end) + len(end)
+
+
+def replace_block(path: str | Path, begin: str, end: str, block: str) -> Path:
+    """Rewrite the marked block of the file at `path` with `block` (which carries its own markers)."""
+    text = Path(path).read_text(encoding="utf-8")
+    start, stop = marked_block(text, begin, end)
+    return write_text(path, text[:start] + block + text[stop:])
