@@ -320,3 +320,13 @@ def test_training_is_a_section_and_the_tables_edit_with_its_checkpoints(tiny_set
     used = json.loads((out / "counterfact" / "mend-cf" / "params.json").read_text())["hparams"]["checkpoint"]
     assert used == str(out / "training" / "mend-cf")
     assert "factlocate train-editor --editor mend" in html
+
+
+def test_largest_difference_compares_what_the_stored_result_holds():
+    from factlocate.evaluation.replay import largest_difference
+
+    stored = {"a": 1.0, "b": [1, 2], "time": 5.0}
+    assert largest_difference({"a": 1.25, "b": [1, 2], "time": 9.0}, stored) == (0.25, "/a")
+    assert largest_difference({"a": 1.0, "b": [1, 2], "new_field": 3}, stored)[0] == 0.0  # added since: not compared
+    assert largest_difference({"b": [1, 2]}, stored)[0] == float("inf")  # a stored number the fresh result lacks
+    assert largest_difference({"a": 1.0, "b": [1]}, stored)[0] == float("inf")

@@ -26,16 +26,17 @@ def sample(keys: list, k: int, seed: int) -> list:
 
 
 def largest_difference(a, b, path: str = "") -> tuple[float, str]:
-    """The largest |a - b| over the numbers at the same place in two JSON-like values; a structural difference
-    (a missing key, another string, another length) counts as infinite."""
+    """The largest |a - b| over the numbers at the same place in a fresh result `a` and a stored one `b`; a
+    structural difference (a stored key the fresh result lacks, another string, another length) counts as
+    infinite. A key only the fresh result has is a field added since the stored run, and is not compared."""
     if isinstance(a, bool) or isinstance(b, bool):
         return (0.0, path) if a == b else (float("inf"), path)
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         return abs(float(a) - float(b)), path
     if isinstance(a, dict) and isinstance(b, dict):
-        keys = (set(a) | set(b)) - IGNORED
-        if set(a) - IGNORED != set(b) - IGNORED:
-            return float("inf"), f"{path}/{sorted(keys - (set(a) & set(b)))}"
+        keys = set(b) - IGNORED
+        if keys - set(a):
+            return float("inf"), f"{path}/{sorted(keys - set(a))}"
         return max((largest_difference(a[k], b[k], f"{path}/{k}") for k in sorted(keys)), default=(0.0, path))
     if isinstance(a, list) and isinstance(b, list):
         if len(a) != len(b):
