@@ -100,3 +100,10 @@ def replace_block(path: str | Path, begin: str, end: str, block: str) -> Path:
     text = Path(path).read_text(encoding="utf-8")
     start, stop = marked_block(text, begin, end)
     return write_text(path, text[:start] + block + text[stop:])
+
+
+def file_digest(path: str | Path | None) -> str:
+    """The first 16 hex digits of a file's SHA-256, the digest every record of a file uses; "n/a" for no file."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16] if path and Path(path).is_file() else "n/a"

@@ -16,7 +16,6 @@ paraphrase scores, (p_after(new) - p_before(new)) / (1 - p_before(new)) averaged
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 
 from factlocate.errors import FactlocateError
 from factlocate.evaluation.localisation import TRACES
-from factlocate.io import read_json, write_json, write_text
+from factlocate.io import file_digest, read_json, write_json, write_text
 from factlocate.metrics import localisation as loc
 
 REGRESSED = ("rewrite", "paraphrase", "NS", "S")
@@ -302,7 +301,7 @@ def ci_text(ci) -> str:
 
 
 def digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    return file_digest(path)
 
 
 def recommend(out: str | Path, strategy: str, editor: str, model_spec: str | None, config: str | Path,

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from factlocate.io import read_json, write_json, write_text
-from factlocate.metrics.localisation import hmean
+from factlocate.metrics.localisation import bootstrap, hmean
 
 MARGIN = 5.0  # points (x100) for "costs little": the paper's ROME loses 3.1 NS points on GPT-2 XL
 N_BOOT = 2000
@@ -43,14 +43,10 @@ def _paired(a: dict[int, dict], b: dict[int, dict], stat, seed: int = 0) -> tupl
     ids = sorted(set(a) & set(b))
     if len(ids) < 10:
         return None
-    rng = np.random.default_rng(seed)
-    value = stat([a[i] for i in ids]) - stat([b[i] for i in ids])
-    boots = []
-    for _ in range(N_BOOT):
-        pick = [ids[j] for j in rng.integers(0, len(ids), len(ids))]
-        boots.append(stat([a[i] for i in pick]) - stat([b[i] for i in pick]))
-    lo, hi = np.quantile(boots, [0.025, 0.975])
-    return float(value), (float(lo), float(hi))
+
+    def gap(cases):
+        return stat([a[i] for i in cases]) - stat([b[i] for i in cases])
+    return float(gap(ids)), bootstrap(ids, gap, N_BOOT, seed)
 
 
 def _mean(metric: str):

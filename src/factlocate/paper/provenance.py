@@ -6,11 +6,10 @@ commit and the digest of every dataset the settings name.
 """
 from __future__ import annotations
 
-import hashlib
 import subprocess
 from pathlib import Path
 
-from factlocate.io import read_json, write_json
+from factlocate.io import file_digest, read_json, write_json
 
 FILE = "provenance.json"
 
@@ -29,10 +28,6 @@ def _commit(repo: Path | None) -> str:
     return head + ("+changes" if dirty else "")
 
 
-def _digest(path: Path | None) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path is not None and path.is_file() else "n/a"
-
-
 def record(out: Path, model, settings) -> dict:
     from factlocate import datasets
     from factlocate.doctor import find_lock
@@ -46,7 +41,7 @@ def record(out: Path, model, settings) -> dict:
             digests[spec] = datasets.load(spec, allow_download=False).digest
         except FactlocateError as e:
             digests[spec] = f"n/a ({e})"
-    info = {"model": identity(model).key, "lock_sha256": _digest(lock),
+    info = {"model": identity(model).key, "lock_sha256": file_digest(lock),
             "commit": _commit(lock.parent if lock is not None else None), "datasets": digests}
     write_json(out / FILE, info)
     return info

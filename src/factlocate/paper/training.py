@@ -7,10 +7,9 @@ the cache's checkpoints as before (the page then says so).
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
-from factlocate.io import read_json
+from factlocate.io import file_digest, read_json
 from factlocate.paper.context import Context, q
 from factlocate.paper.settings import ReportSettings
 
@@ -45,10 +44,6 @@ def compute(ctx: Context) -> None:
         editor.train(ctx.model, hp, data, ctx.folder(FOLDER) / variant, progress=ctx.progress)
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()[:16] if path.exists() else "n/a"
-
-
 def render(ctx: Context) -> list:
     s = ctx.settings
     if not s.train:
@@ -64,7 +59,7 @@ def render(ctx: Context) -> list:
         log = read_json(folder / "log.json")
         rows.append(f"| {variant} | `{data}` | {log['n_train']} / {log['n_val']} | {log['dropped_evaluated']} | "
                     f"{log['log']['step']} | {log['log']['seconds']:,.0f} | {log['log']['best_val']:.4f} | "
-                    f"`{_digest(folder / 'best.safetensors')}` |")
+                    f"`{file_digest(folder / 'best.safetensors')}` |")
     return ["Trained here; the tables and Figure 6 edit with these checkpoints.", "\n".join(rows)]
 
 
