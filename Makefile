@@ -91,7 +91,7 @@ report: install
 	fi
 
 bench: install
-	$(PY) -m tools.bench --out bench/results.md $(if $(ONLY),--only $(ONLY))
+	$(if $(ROME_SRC),ROME_SRC=$(ROME_SRC)) $(PY) -m tools.bench --out bench/results.md $(if $(ONLY),--only $(ONLY))
 
 notebooks: install
 	$(PY) -m tools.notebooks --out $(OUT)/notebooks

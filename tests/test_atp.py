@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from dataclasses import asdict
+
 import numpy as np
 import pytest
 import torch
@@ -70,7 +72,7 @@ def test_verified_cells_equal_the_exact_engine(tiny_gpt2):
 def test_budgeted_cells_equal_the_exact_engine(tiny_gpt2):
     common = dict(kind="mlp", window=1, samples=2, noise=0.05)
     exact = trace(tiny_gpt2, PROMPT, SUBJECT, **common)
-    budgeted = trace(tiny_gpt2, PROMPT, SUBJECT, method="atp+budget", budget=0.3, **common)
+    budgeted = trace(tiny_gpt2, PROMPT, SUBJECT, method="atp+budget", budget=0.3, refine=0, **common)
     mask, before = budgeted.exact_mask, budgeted.before_subject
     after = mask[~before]
     assert after.sum() == int(np.ceil(0.3 * after.size)) and mask[before].all()
@@ -84,6 +86,30 @@ def test_budgeted_cells_equal_the_exact_engine(tiny_gpt2):
     np.testing.assert_allclose(values, budgeted.scores, atol=1e-6, rtol=0)
     with pytest.raises(FactlocateError, match="budget must be a share"):
         trace(tiny_gpt2, PROMPT, SUBJECT, method="atp+budget", budget=0, **common)
+
+
+def test_the_budget_climb_runs_the_neighbours_of_the_best_exact_cells(tiny_gpt2):
+    """Per-kind shares, then the climb: every cell within `refine` layers of the best exact cells is exact, the
+    exact cells equal the engine's, and replaying the mode on the two grids gives the live grid."""
+    from factlocate.tracing import RunSpec, verify
+
+    common = dict(kind="mlp", window=1, samples=2, noise=0.05)
+    exact = trace(tiny_gpt2, PROMPT, SUBJECT, **common)
+    shares = {"hidden": 0.5, "mlp": 0.1, "attn": 0.5}
+    live = trace(tiny_gpt2, PROMPT, SUBJECT, method="atp+budget", budget=shares, refine=1, **common)
+    mask, before = live.exact_mask, live.before_subject
+    first = verify.budget_cells(live.estimates, before, 0.1)
+    assert all(mask[c] for c in first) and mask[~before].sum() > len(first)  # the climb added cells
+    np.testing.assert_allclose(live.scores[mask], exact.scores[mask], atol=1e-6, rtol=0)
+    assert not verify.climb_cells(live.scores, mask, before, 1)  # nothing left around the best exact cells
+    values, replayed = verify.replay_budget(live.estimates, exact.scores, live.low_score, before, 0.1, refine=1)
+    np.testing.assert_array_equal(replayed, mask)
+    np.testing.assert_allclose(values, live.scores, atol=1e-6, rtol=0)
+    # a run saved before the climb existed is read as having none; shares per kind must name every kind
+    old = {k: v for k, v in asdict(RunSpec(method="atp+budget", budget=0.5)).items() if k != "refine"}
+    assert RunSpec.from_dict(old).refine == 0 and RunSpec.from_dict({"method": "exact"}).refine == RunSpec().refine
+    with pytest.raises(FactlocateError, match="one per kind"):
+        RunSpec(method="atp+budget", budget={"mlp": 0.2})
 
 
 def test_str_keeps_length_and_equals_running_the_swapped_prompts(tiny_gpt2):
@@ -220,3 +246,23 @@ def test_spearman_ignores_the_rows_before_the_subject():
     noisy = exact + np.vstack([rng.normal(0, 1e-8, (2, 6)), np.zeros((3, 6))])
     assert _spearman(exact, noisy, before) == 1.0
     assert _spearman(exact, noisy, [False] * 5) < 1.0
+
+
+def test_the_budget_defaults_are_the_ones_chosen_on_dev_and_the_notes_say_so():
+    """RunSpec's atp+budget defaults are docs/atp/budget.json's choice, and notes/atp.md's block is made from it."""
+    from pathlib import Path
+
+    from factlocate.io import marked_block, read_json
+    from factlocate.tracing import RunSpec
+    from tools import atp_budget
+
+    saved = read_json(atp_budget.RESULT)
+    chosen = saved["chosen_on_dev"]
+    assert RunSpec().refine == chosen["refine"] and RunSpec().budget == chosen["budget"]
+    text = Path(atp_budget.NOTES).read_text()
+    start, end = marked_block(text, atp_budget.BEGIN, atp_budget.END)
+    assert text[start:end] == atp_budget.notes_block(saved)
+    # the choice is the cheapest passing one on dev, and test is not what it was chosen on
+    facts = saved["facts"]
+    assert all(not set(f["dev"]) & set(f["test"]) for f in facts.values())
+    assert atp_budget.choose(saved["replayed"]) == chosen

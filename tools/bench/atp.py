@@ -4,8 +4,8 @@
 
 Per embedded model, the Eiffel Tower prompt, 10 samples, s3 noise, window 10, every
 token x layer of all three kinds: the exact batched trace, AtP, AtP with exact
-verification of the top 10 sites per kind (`atp+verify`) and AtP with the default budget's share
-of cells run exactly (`atp+budget`), timed in the order exact, atp, atp+verify, atp+budget,
+verification of the top 10 sites per kind (`atp+verify`) and AtP with the default budget (a share of
+cells per kind run exactly, then the climb around the best exact cells: `atp+budget`), timed in the order exact, atp, atp+verify, atp+budget,
 atp+budget, atp+verify, atp, exact (the two runs of each averaged), after a warm-up.
 Recall: how many of the exact top-5 cells per kind `atp` puts in its top 10, and how
 many `atp+verify` and `atp+budget` return exactly. (This is one prompt; the recall of the
@@ -60,7 +60,8 @@ def _bench_model(name: str) -> list[str]:
     verified = sum(int(results["atp+verify"][k].exact_mask.sum()) for k in KINDS)
     budgeted = sum(int(results["atp+budget"][k].exact_mask.sum()) for k in KINDS)
     cells = sum(results["exact"][k].scores.size for k in KINDS)
-    share = results["atp+budget"][KINDS[0]].run.budget
+    spec = results["atp+budget"][KINDS[0]].run
+    share = ", ".join(f"{k} {spec.share(k):g}" for k in KINDS) + f"; climb {spec.refine}"
     diff = max(float(np.abs(results["atp+budget"][k].scores - results["exact"][k].scores)[
         results["atp+budget"][k].exact_mask].max()) for k in KINDS)
     return [
@@ -68,7 +69,7 @@ def _bench_model(name: str) -> list[str]:
         f"| {name} | atp | {atp_s:.2f} | **{exact_s / atp_s:.0f}x** | {recall_atp}/15 in top 10 | 0/{cells} |",
         f"| {name} | atp+verify (K=10) | {verify_s:.1f} | **{exact_s / verify_s:.1f}x** | {recall_verify}/15 exact | "
         f"{verified}/{cells} |",
-        f"| {name} | atp+budget ({share:g}) | {budget_s:.1f} | **{exact_s / budget_s:.1f}x** | {recall_budget}/15 "
+        f"| {name} | atp+budget ({share}) | {budget_s:.1f} | **{exact_s / budget_s:.1f}x** | {recall_budget}/15 "
         f"exact (max abs diff {diff:.1e}) | {budgeted}/{cells} |",
     ]
 

@@ -65,13 +65,29 @@ def _run_args(p) -> None:
                    help="exact restored runs (default), attribution patching, AtP with the top sites run exactly "
                         "(verify: with a bound; budget: a fixed share)")
     p.add_argument("--top", type=int, default=10, help="atp+verify: sites per grid run exactly (default 10)")
-    p.add_argument("--budget", type=float, default=0.5,
-                   help="atp+budget: share of each grid's cells from the subject on run exactly (default 0.5)")
+    p.add_argument("--budget", type=_budget, default=None,
+                   help="atp+budget: share of each grid's cells from the subject on run exactly, one number or "
+                        "one per kind as hidden=0.1,mlp=0.3,attn=0.05 (default: that, chosen on dev facts)")
+    p.add_argument("--refine", type=int, default=None,
+                   help="atp+budget: after the budget, run the cells within this many layers of the best exact "
+                        "ones until none is left (default 2; 0: no climb)")
     p.add_argument("--graddrop", action="store_true", help="atp: add AtP*'s GradDrop against cancellation")
     p.add_argument("--corrupt", choices=corruption.names(), default="noise",
                    help="noise on the subject embeddings (default) or symmetric token replacement")
     p.add_argument("--metric", choices=["prob", "logprob", "logit_diff"], default="prob",
                    help="what is read at the last position (default p(answer))")
+
+
+def _budget(text: str) -> float | dict:
+    """--budget: 0.3, or hidden=0.1,mlp=0.3,attn=0.05."""
+    import argparse
+
+    try:
+        if "=" not in text:
+            return float(text)
+        return {k.strip(): float(v) for k, v in (part.split("=") for part in text.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a share or kind=share,...; got {text!r}") from None
 
 
 def _run_spec(args):
@@ -80,7 +96,7 @@ def _run_spec(args):
     return RunSpec(samples=args.samples, noise=args.noise, replace=getattr(args, "replace", False),
                    seed=args.seed, engine=args.engine, method=args.method, corrupt=args.corrupt,
                    metric=args.metric, top=args.top, graddrop=args.graddrop,
-                   budget=args.budget)
+                   **{k: v for k, v in (("budget", args.budget), ("refine", args.refine)) if v is not None})
 
 
 def run_trace(args) -> int:

@@ -22,6 +22,8 @@ from factlocate.tracing.readout import METRICS, Readout
 KINDS = ("hidden", "mlp", "attn")
 ENGINES = ("batched", "naive")
 NOISE_DRAWS = ("same", "reference")
+BUDGET_DEFAULT = {"hidden": 0.1, "mlp": 0.3, "attn": 0.05}  # atp+budget, chosen on dev facts (see RunSpec)
+REFINE_DEFAULT = 2
 METHODS = ("exact", "atp", "atp+verify", "atp+budget")
 
 
@@ -41,8 +43,11 @@ class RunSpec:
     metric: str = "prob"  # prob (the paper's), logprob or logit_diff
     top: int = 10  # atp+verify: sites per grid verified exactly (plus those the bound cannot rule out)
     graddrop: bool = False  # atp: AtP*'s GradDrop against cancellation (one backward pass per layer)
-    budget: float = 0.5  # atp+budget: share of cells (from the subject on) run exactly; chosen on dev facts:
-    # the first 50 of 100 facts per model, docs/atp/<model>/budget.json (tools/atp_budget.py, notes/atp.md)
+    # atp+budget: the share of each grid's cells (from the subject on) run exactly, one for every kind or one per
+    # kind, and the climb's radius in layers (0: none). Defaults chosen on dev facts (the first 50 of 100 per
+    # embedded model; docs/atp/budget.json, tools/atp_budget.py, notes/atp.md).
+    budget: float | dict = dataclasses.field(default_factory=lambda: dict(BUDGET_DEFAULT))
+    refine: int = REFINE_DEFAULT
 
     def __post_init__(self):
         if not isinstance(self.samples, int) or self.samples < 1:
@@ -60,8 +65,25 @@ class RunSpec:
             raise FactlocateError(f"unknown metric {self.metric!r}: use prob, logprob or logit_diff")
         if not isinstance(self.top, int) or self.top < 1:
             raise FactlocateError(f"top must be a positive integer, got {self.top!r}")
-        if not isinstance(self.budget, (int, float)) or not 0 < self.budget <= 1:
-            raise FactlocateError(f"budget must be a share of cells in (0, 1], got {self.budget!r}")
+        shares = self.budget.values() if isinstance(self.budget, dict) else [self.budget]
+        if (isinstance(self.budget, dict) and set(self.budget) != set(KINDS)) or not all(
+                isinstance(b, (int, float)) and not isinstance(b, bool) and 0 < b <= 1 for b in shares):
+            raise FactlocateError("budget must be a share of cells in (0, 1], or one per kind "
+                                  f"(hidden, mlp, attn), got {self.budget!r}")
+        if not isinstance(self.refine, int) or isinstance(self.refine, bool) or self.refine < 0:
+            raise FactlocateError(f"refine must be a number of layers >= 0, got {self.refine!r}")
+
+    def share(self, kind: str) -> float:
+        """atp+budget: the share of `kind`'s cells run exactly before the climb."""
+        return float(self.budget[kind] if isinstance(self.budget, dict) else self.budget)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        """A saved run; an atp+budget run saved before the climb existed had none."""
+        d = dict(d)
+        if d.get("method") == "atp+budget" and "refine" not in d:
+            d["refine"] = 0
+        return cls(**d)
 
 
 @dataclass(frozen=True)

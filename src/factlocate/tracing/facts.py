@@ -64,7 +64,7 @@ class FactSetSpec:
         sever = tuple(s.strip() for s in sever.split(",")) if isinstance(sever, str) else tuple(sever)
         object.__setattr__(self, "sever", sever)
         if isinstance(self.run, dict):
-            object.__setattr__(self, "run", RunSpec(**self.run))
+            object.__setattr__(self, "run", RunSpec.from_dict(self.run))
         for kind in sever or (None,):
             GridSpec("hidden", self.window, kind)  # validates window and sever
 
@@ -107,7 +107,7 @@ def _same_spec(old: dict, new: dict) -> bool:
     spec = dict(old.get("spec") or {})
     if spec.get("sever") is None or isinstance(spec.get("sever"), str):  # saved when one severed kind was a string
         spec["sever"] = [spec["sever"]] if spec.get("sever") else []
-    spec["run"] = {**plain(asdict(RunSpec())), **spec.get("run", {})}  # fields added since: their defaults
+    spec["run"] = plain(asdict(RunSpec.from_dict(spec.get("run", {}))))  # fields added since: their defaults
     return spec == new["spec"]
 
 

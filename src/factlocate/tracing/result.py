@@ -87,7 +87,7 @@ class TraceResult:
         d = dict(d)
         d["scores"] = np.asarray(d["scores"], dtype=np.float64)
         d["subject_range"] = tuple(d["subject_range"])
-        d["grid"], d["run"] = GridSpec(**d["grid"]), RunSpec(**d["run"])
+        d["grid"], d["run"] = GridSpec(**d["grid"]), RunSpec.from_dict(d["run"])
         if d.get("exact") is not None:
             d["exact"] = np.asarray(d["exact"], dtype=bool)
         if d.get("estimates") is not None:

@@ -77,9 +77,9 @@ def trace_kinds(model, prompt: str, subject: str, grids=KINDS, run: RunSpec | No
         scores, low, _ = atp.estimate(model, prep, grids, positions, run.graddrop)
         exact, estimates = [np.zeros(s.shape, dtype=bool) for s in scores], scores
     elif run.method in ("atp+verify", "atp+budget"):
-        budget = run.budget if run.method == "atp+budget" else None
         scores, exact, low, estimates, _ = verify.screen_and_verify(model, prep, grids, positions, run.top,
-                                                                    run.graddrop, progress, budget)
+                                                                    run.graddrop, progress,
+                                                                    budget=run.method == "atp+budget")
     elif run.engine == "batched":
         scores, low = batched.run_jobs(model, prep, grids, positions, progress=progress)
     else:
@@ -117,5 +117,5 @@ def trace(model, prompt: str, subject: str, kind: str = "hidden", **options) -> 
     unknown = set(rest) - {"token_range", "progress", "partners", "relation", "answer"}
     if unknown:
         raise FactlocateError(f"unknown trace options {sorted(unknown)}")
-    results = trace_kinds(model, prompt, subject, [GridSpec(kind, **grid)], RunSpec(**run), noise=noise, **rest)
+    results = trace_kinds(model, prompt, subject, [GridSpec(kind, **grid)], RunSpec.from_dict(run), noise=noise, **rest)
     return next(iter(results.values()))
