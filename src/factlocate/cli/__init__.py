@@ -10,7 +10,7 @@ from factlocate.errors import FactlocateError
 # Sub-command modules, each with `register(subparsers)`.
 COMMANDS = ("factlocate.cli.models_cmd", "factlocate.cli.doctor_cmd", "factlocate.cli.trace_cmd",
             "factlocate.cli.edit_cmd", "factlocate.cli.eval_cmd", "factlocate.cli.train_cmd",
-            "factlocate.cli.report_cmd", "factlocate.cli.where_cmd")
+            "factlocate.cli.report_cmd", "factlocate.cli.where_cmd", "factlocate.cli.tune_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

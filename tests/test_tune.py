@@ -1,0 +1,47 @@
+"""`factlocate tune`: a hyperparameter search on dev cases that writes a config `edit` then uses."""
+import json
+
+import pytest
+import yaml
+
+from factlocate.cli import main
+from factlocate.errors import FactlocateError
+from factlocate.evaluation import tune
+
+
+def test_tune_chooses_the_best_s_on_dev_and_writes_a_config_edit_uses(tiny_dirs, tmp_path, one_thread):
+    out, config = tmp_path / "search", tmp_path / "ft-l.yaml"
+    args = ["tune", "--model", tiny_dirs["gpt2"], "--editor", "ft-l", "--n", "3", "--out", str(out),
+            "--grid", "norm_constraint=1e-4,5e-2", "--grid", "num_steps=3", "--set", "layer=1", "--config", str(config)]
+    assert main(args) == 0
+    r = json.loads((out / "tune.json").read_text())
+    assert r["split"] == "dev" and r["budget_edits"] == 6 and len(r["points"]) == 2
+    from factlocate import datasets
+
+    dev = [c.case_id for c in datasets.load("counterfact-sample").split("dev")[:3]]
+    assert r["cases"] == dev  # the first dev cases, never a test case
+    best = max(r["points"], key=lambda p: p["S"])
+    assert r["chosen"] == best["point"] and all(p["ci"][0] <= p["S"] <= p["ci"][1] for p in r["points"])
+    assert r["paired"][0]["gap"] == pytest.approx(best["S"] - min(p["S"] for p in r["points"]))
+    values = yaml.safe_load(config.read_text())
+    assert values["norm_constraint"] == r["chosen"]["norm_constraint"] and values["num_steps"] == 3
+    assert json.loads(config.with_suffix(".evidence.json").read_text())["evidence_sha256"] == \
+        tune.file_digest(out / "tune.json")
+    edited = tmp_path / "edit.json"
+    assert main(["edit", "--model", tiny_dirs["gpt2"], "--editor", "ft-l", "--hparams", str(config), "--prompt",
+                 "{} is located in", "--subject", "The Eiffel Tower", "--target", "Rome", "--out", str(edited)]) == 0
+    assert json.loads(edited.read_text())["hparams"]["norm_constraint"] == r["chosen"]["norm_constraint"]
+    # a rerun resumes: nothing is edited again and the result is the same
+    assert main(args) == 0 and json.loads((out / "tune.json").read_text())["points"] == r["points"]
+
+
+def test_tune_refuses_test_layers_and_a_missing_space(tiny_dirs, tmp_path, capsys):
+    assert main(["tune", "--model", tiny_dirs["gpt2"], "--editor", "ft-l", "--split", "test",
+                 "--set", "layer=1", "--out", str(tmp_path / "t")]) != 0
+    assert "dev only" in capsys.readouterr().err
+    with pytest.raises(FactlocateError, match="where-to-edit"):
+        tune.TuneSpec("rome", {"layer": [1, 2]})
+    with pytest.raises(FactlocateError, match="no shipped search space"):
+        tune.default_grid("rome")
+    assert len(tune.TuneSpec("kn", tune.default_grid("kn")).points()) == len(tune.TuneSpec(
+        "ft-l", tune.default_grid("ft-l")).points()) == len(tune.TuneSpec("ft", tune.default_grid("ft")).points())
