@@ -330,3 +330,22 @@ def test_largest_difference_compares_what_the_stored_result_holds():
     assert largest_difference({"a": 1.0, "b": [1, 2], "new_field": 3}, stored)[0] == 0.0  # added since: not compared
     assert largest_difference({"b": [1, 2]}, stored)[0] == float("inf")  # a stored number the fresh result lacks
     assert largest_difference({"a": 1.0, "b": [1]}, stored)[0] == float("inf")
+
+
+def test_tuning_is_a_section_on_dev_and_the_tables_edit_with_its_choice(tiny_settings, tmp_path):
+    import dataclasses
+
+    s = dataclasses.replace(tiny_settings, tune={"ft": 2}, counterfact_editors=("unedited", "ft"),
+                            generated_columns=False)
+    out = tmp_path / "page"
+    html = build(s, out, progress=False, log=lambda *_: None, only=("tuning", "table2")).read_text()
+    r = json.loads((out / "tuning" / "ft" / "tune.json").read_text())
+    assert r["split"] == "dev" and len(r["points"]) == 6 and r["fixed"] == {"layer": 1, "num_steps": 2}
+    from factlocate import datasets
+
+    test_ids = {c.case_id for c in datasets.load(s.counterfact).split("test")}
+    assert not set(r["cases"]) & test_ids  # chosen on cases the table never reports
+    used = json.loads((out / "counterfact" / "ft" / "params.json").read_text())["hparams"]
+    assert used["lr"] == r["chosen"]["lr"] and used["layer"] == 1
+    section = html.split('id="tuning"')[1].split("<h2")[0]
+    assert "Not tuned" not in section and "lr=" in section and "factlocate tune" in html  # every editor is tuned

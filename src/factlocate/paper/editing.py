@@ -7,7 +7,7 @@ import torch
 
 from factlocate.errors import FactlocateError
 from factlocate.io import read_json, write_json
-from factlocate.paper import numbers, training
+from factlocate.paper import numbers, training, tuning
 from factlocate.paper.context import Context, md_cell, q
 from factlocate.paper.settings import ReportSettings
 
@@ -120,6 +120,12 @@ def column_params(s: ReportSettings, kind: str) -> dict:
     return out
 
 
+def page_overrides(s: ReportSettings, name: str, out: Path) -> dict:
+    """An editor's hyperparameters on the page: the settings' overrides, the page's tuned values and the page's
+    trained checkpoint."""
+    return {**tuning.chosen(s, name, out), **training.overrides(s, name, out)}
+
+
 def extra_columns(model, ds, run_folder: Path, s: ReportSettings, progress: bool) -> None:
     """Score a finished table run again from its stored deltas: generated success, and portability."""
     from factlocate.evaluation import rescore
@@ -144,7 +150,7 @@ def eval_compute(ctx: Context, folder: str, dataset: str, names: tuple[str, ...]
     for name in names:
         try:
             run = runner.run(ctx.model, ds, records, name, ctx.folder(folder), params,
-                             training.overrides(s, name, ctx.out), None, progress=ctx.progress, split="test")
+                             page_overrides(s, name, ctx.out), None, progress=ctx.progress, split="test")
         except FactlocateError as e:
             skipped[name] = str(e)
             continue
@@ -244,7 +250,7 @@ def curie_edit(model, s: ReportSettings, name: str, out: Path, unrelated: str | 
     from factlocate.identity import identity
 
     request = EditRequest(CURIE["prompt"], CURIE["subject"], CURIE["target"], target_true=CURIE["true"])
-    module, hp = runner.editor_and_hparams(name, identity(model).spec, training.overrides(s, name, out))
+    module, hp = runner.editor_and_hparams(name, identity(model).spec, page_overrides(s, name, out))
     torch.manual_seed(s.seed)
     result = module.compute_edit(model, [request], hp, progress=False)
     with result.applied(model):

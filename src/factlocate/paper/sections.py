@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from factlocate.paper import editing, numbers, tracing, training
+from factlocate.paper import editing, numbers, tracing, training, tuning
 from factlocate.paper.context import Context, Section
 from factlocate.paper.settings import ReportSettings
 
@@ -37,25 +37,28 @@ SECTIONS = (
                            dataset=s.counterfact, overrides=s.overrides.get(s.sweep_editor, {}), split="dev",
                            known=True, other_every=editing.OTHER_EVERY),
             editing.sweep_command, editing.sweep_render, editing.sweep_compute, lambda: numbers.SWEEP),
+    Section("tuning", tuning.FOLDER, "The baselines' hyperparameters, searched on dev", tuning.params,
+            tuning.command, tuning.render, tuning.compute),
     Section("training", training.FOLDER, "MEND and KE training", training.params, training.command,
             training.render, training.compute),
     Section("table1", "zsre", "Table 1: zsRE",
             lambda s: dict(model=s.model, n=s.eval_cases, dataset=s.zsre, editors=s.zsre_editors,
-                           overrides=s.overrides, **editing.column_params(s, "zsre")),
+                           overrides=s.overrides, tune=s.tune, **editing.column_params(s, "zsre")),
             lambda s, out: editing.eval_command(s, out, *_zs(s)),
             lambda ctx: editing.eval_render(ctx, "zsre", ctx.settings.zsre_editors),
             lambda ctx: editing.eval_compute(ctx, *_zs(ctx.settings)), editing.table1_paper,
             lambda ctx: editing.eval_partial(ctx, "zsre", ctx.settings.zsre_editors), ("editors", "zsre_editors")),
     Section("table2", "counterfact", "Table 2: CounterFact",
             lambda s: dict(model=s.model, n=s.eval_cases, dataset=s.counterfact, editors=s.counterfact_editors,
-                           generation=s.generation, overrides=s.overrides, **editing.column_params(s, "counterfact")),
+                           generation=s.generation, overrides=s.overrides, tune=s.tune,
+                           **editing.column_params(s, "counterfact")),
             lambda s, out: editing.eval_command(s, out, *_cf(s)),
             lambda ctx: editing.eval_render(ctx, "counterfact", ctx.settings.counterfact_editors),
             lambda ctx: editing.eval_compute(ctx, *_cf(ctx.settings)), editing.table2_paper,
             lambda ctx: editing.eval_partial(ctx, "counterfact", ctx.settings.counterfact_editors),
             ("editors", "counterfact_editors")),
     Section("fig6", "curie", "Figure 6: generations after rewriting Pierre Curie's field",
-            lambda s: dict(model=s.model, editors=s.curie_editors, seed=s.seed, overrides=s.overrides),
+            lambda s: dict(model=s.model, editors=s.curie_editors, seed=s.seed, overrides=s.overrides, tune=s.tune),
             editing.curie_command, editing.curie_render, editing.curie_compute, lambda: numbers.CURIE,
             editing.curie_partial, ("editors", "curie_editors")),
     Section("sequential", "sequential", "Sequential editing: damage as edits accumulate",
@@ -64,7 +67,7 @@ SECTIONS = (
             lambda: numbers.SEQUENTIAL, editing.sequential_partial, ("runs", "sequential")),
 )
 # Figure 1 takes its fact from Figure 2's run, so the fact set is traced first.
-COMPUTE_ORDER = ("fig2", "fig1", "fig5", "training", "table1", "table2", "fig6", "sequential")
+COMPUTE_ORDER = ("fig2", "fig1", "fig5", "tuning", "training", "table1", "table2", "fig6", "sequential")
 
 
 def params_json(section: Section, s: ReportSettings) -> dict:

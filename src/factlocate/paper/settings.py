@@ -73,6 +73,7 @@ class ReportSettings:
     sequential_dataset: str = "counterfact-sample"
     overrides: dict = field(default_factory=dict)  # {editor: {hyperparameter: value}}, e.g. for tiny models
     train: dict = field(default_factory=dict)  # {variant: data}, e.g. {"mend-cf": "cf:PATH"}: trained on the page
+    tune: dict = field(default_factory=dict)  # {editor: dev cases}, e.g. {"ft-l": 20}: searched on the page (dev)
     generated_columns: bool = True  # Tables 1-2: success judged on greedy generations beside the teacher-forced
     portability: dict = field(default_factory=dict)  # {"counterfact"|"zsre": one-hop file}: Tables 1-2 portability
 
@@ -85,6 +86,8 @@ class ReportSettings:
             raise FactlocateError("report: give both fig1_prompt and fig1_subject, or neither")
         for name in ("counterfact_editors", "zsre_editors", "curie_editors", "sequential"):
             object.__setattr__(self, name, tuple(tuple(x) if isinstance(x, list) else x for x in getattr(self, name)))
+        if not all(isinstance(n, int) and n >= 2 for n in self.tune.values()):
+            raise FactlocateError(f"report: tune maps editors to their number of dev cases (at least 2), got {self.tune!r}")
         if self.sweep_layers is not None:
             object.__setattr__(self, "sweep_layers", tuple(self.sweep_layers))
         for entry in self.sequential:
