@@ -90,3 +90,26 @@ def test_key_statistics_and_perplexity_read_disjoint_text(tiny_gpt2):
     assert all(any(d.strip() and held_text.startswith(d.strip()[:40]) for held_text in held) for d in decoded)
     with pytest.raises(FactlocateError, match="perplexity is measured on"):
         key_stats.key_stats(tiny_gpt2, 1, PERPLEXITY_CORPUS, tokens_budget=100, progress=False)
+
+
+SHARED = __import__("pathlib").Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "counterfact_portability_gpt4.json").is_file(), reason="needs ../shared/data")
+def test_the_portability_split_keeps_test_out_of_training_and_tuning():
+    """CounterFact portability's own split: every test record has a one-hop question and shares no text with
+    the MEND/KE training file or counterfact-sample's dev split; the shipped file is what the tool makes."""
+    from factlocate.metrics import portability
+    from tools import make_splits
+
+    path, training = SHARED / "counterfact_portability_gpt4.json", SHARED / "counterfact-train.json"
+    ds = datasets.load(f"counterfact:{path}", allow_download=False)
+    test, dev = ds.split("test"), ds.split("dev")
+    hops = portability.one_hop(json.loads(path.read_text()), "counterfact")
+    assert len(test) == 100 and all(r.case_id in hops for r in test) and len(dev) >= 60
+    trained = [leakage.example_texts(r) for r in json.loads(training.read_text())]
+    leakage.check_disjoint(test, trained, "training data")
+    leakage.check_disjoint(test, [leakage.texts(r) for r in datasets.load("counterfact-sample").split("dev")], "dev")
+    leakage.check_disjoint(test, [leakage.texts(r) for r in dev], "dev")
+    assert make_splits.portability_split(str(path), str(training), 100) == json.loads(
+        splits.path_for(ds.name).read_text())

@@ -65,14 +65,23 @@ def case_ids(dataset, split: str) -> list[int]:
     return ids
 
 
-def make(dataset, test_n: int = 100) -> dict:
-    """The shipped rule: test = the first `test_n` records; dev = every later record sharing no text with test."""
-    test = dataset.records[:test_n]
-    test_texts = leakage.all_texts(test)
-    dev = [r for r in dataset.records[test_n:] if not leakage.texts(r) & test_texts]
+def make(dataset, test_n: int = 100, exclude: set[str] | None = None, eligible=None, rule: str | None = None) -> dict:
+    """The shipped rule: test = the first `test_n` records; dev = every later record sharing no text with test.
+
+    With `exclude` (texts of training or tuning data) and `eligible` (a record predicate), test takes the first
+    `test_n` eligible records sharing no text with `exclude`, and dev every other record sharing no text with test:
+    the rule for a file whose records are also used elsewhere (the CounterFact portability file). `rule` then
+    says in words what was excluded."""
+    exclude = exclude or set()
+    test = [r for r in dataset.records if (eligible is None or eligible(r)) and not leakage.texts(r) & exclude]
+    test = test[:test_n]
+    if len(test) < test_n:
+        raise FactlocateError(f"{dataset.name}: only {len(test)} records qualify for a test split of {test_n}")
+    test_ids, test_texts = {r.case_id for r in test}, leakage.all_texts(test)
+    dev = [r for r in dataset.records if r.case_id not in test_ids and not leakage.texts(r) & test_texts]
     ids = {"dev": [r.case_id for r in dev], "test": [r.case_id for r in test]}
     return {"dataset": dataset.name, "digest": dataset.digest, "kind": dataset.kind,
-            "rule": f"test: the first {test_n} records in file order; dev: every later record that shares no text "
-                    "with any test record",
+            "rule": rule or f"test: the first {test_n} records in file order; dev: every later record that shares "
+                            "no text with any test record",
             "splits": ids, "digests": {k: ids_digest(v) for k, v in ids.items()},
             "sizes": {k: len(v) for k, v in ids.items()}}
