@@ -29,20 +29,23 @@ def test_paired_bootstrap_on_hand_made_cases():
 
 
 def test_readme_findings_table_is_the_pages_data():
-    """The README's table is exactly what the pages' files give (python -m tools.readme_findings remakes it)."""
+    """The README's and notes/report.md's table is exactly what the pages' files give (python -m
+    tools.readme_findings remakes both)."""
     import sys
 
     sys.path.insert(0, str(ROOT))
     from tools import readme_findings
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    start, end = marked_block(readme, findings.BEGIN, findings.END)
     import os
 
     here = os.getcwd()
     os.chdir(ROOT)
     try:
-        assert readme[start:end] == readme_findings.block()
+        expected = readme_findings.block()
+        for doc in readme_findings.DOCS:  # README.md and notes/report.md
+            text = (ROOT / doc).read_text(encoding="utf-8")
+            start, end = marked_block(text, findings.BEGIN, findings.END)
+            assert text[start:end] == expected, doc
     finally:
         os.chdir(here)
 
