@@ -75,6 +75,23 @@ def test_study_traces_and_edits_every_case_at_every_layer(study):
     assert a["dataset"]["split"] == "dev" and len(a["regressions"]) == 12
 
 
+def test_rules_fixed_on_dev_are_scored_on_test_facts(study, tiny_dirs, tmp_path, capsys):
+    where.analyse(study, n_boot=20)
+    out = tmp_path / "test-study"
+    args = ["localisation-vs-editing", "--model", tiny_dirs["gpt2"], "--split", "test", "--n", "3", "--layers",
+            "0,2", "--samples", "2", "--out", str(out), *[f"--set={k}={v}" for k, v in TINY.items()]]
+    assert main(args + ["--validate", str(study)]) == 0
+    v = json.loads((out / "validation.json").read_text())
+    test_ids = {r.case_id for r in datasets.load("counterfact-sample").split("test")}
+    assert set(v["test_cases"]) <= test_ids and not set(v["test_cases"]) & set(v["dev_cases"])
+    rules = {r["rule"]: r for r in v["rules"]}
+    dev_choice = json.loads((study / "analysis.json").read_text())["choice"]["sweep"]
+    assert rules["sweep (dev)"]["layer"] == dev_choice and "each fact's traced peak" in rules
+    assert all(r["ratio"] <= 1 + 1e-9 and r["oracle_S"] >= r["S"] - 1e-9 for r in v["rules"])  # the oracle bounds
+    assert main(args[:4] + ["dev"] + args[5:] + ["--validate", str(study)]) != 0
+    assert "give --split test" in capsys.readouterr().err
+
+
 def test_where_to_edit_writes_a_config_that_edit_uses(study, tiny_dirs, tmp_path):
     config = tmp_path / "rome-where.yaml"
     rc = main(["where-to-edit", "--model", tiny_dirs["gpt2"], "--n", "3", "--layers", "0,2", "--samples", "2",

@@ -12,6 +12,8 @@ def register(sub) -> None:
                        help="trace and edit known dev cases at every layer; regress edit success on the trace")
     _study_args(p)
     p.add_argument("--analyse-only", action="store_true", help="only analyse a finished (or partial) run in --out")
+    p.add_argument("--validate", default=None, metavar="DEV_OUT",
+                   help="with --split test: score the layer rules fixed on the dev study in DEV_OUT on these facts")
     p.set_defaults(func=run_study)
 
     p = sub.add_parser("where-to-edit", help="recommend an edit layer from dev facts and write a config with the evidence")
@@ -56,11 +58,15 @@ def _collect(args, edit: bool = True):
 
 
 def run_study(args) -> int:
+    if args.validate and args.split != "test":
+        raise FactlocateError("--validate scores dev-chosen rules on test facts: give --split test")
     if not args.analyse_only:
         _collect(args)
     from factlocate.evaluation import where
 
     page = where.analyse(args.out)
+    if args.validate:
+        page += "\n" + where.validation_markdown(where.validate(args.validate, args.out))
     print(page)
     return 0
 

@@ -183,6 +183,65 @@ def crossfit(table: dict, config_layer: int | None, n_layers: int, n_boot: int =
     return out
 
 
+def validate(dev_out: str | Path, test_out: str | Path, n_boot: int = 1000, seed: int = 0) -> dict:
+    """The layer rules fixed on `dev` (the study in `dev_out`), scored on held-out `test` facts (`test_out`): each
+    rule's S against the oracle's (every test fact at its own best swept layer), with a CI that resamples test
+    facts; also each test fact at its own traced MLP peak. Writes TEST_OUT/validation.json and validation.md."""
+    dev_out, test_out = Path(dev_out), Path(test_out)
+    dev = read_json(dev_out / "analysis.json") if (dev_out / "analysis.json").exists() else None
+    if dev is None:
+        analyse(dev_out, n_boot)
+        dev = read_json(dev_out / "analysis.json")
+    test = load_table(test_out)
+    params = read_json(test_out / "traces" / "params.json")
+    if params["dataset"].get("split") != "test" or dev["dataset"].get("split") != "dev":
+        raise FactlocateError("validation scores rules fixed on a dev study against a test study: got splits "
+                              f"{dev['dataset'].get('split')} and {params['dataset'].get('split')}")
+    if set(dev["cases"]) & set(test["cases"]):
+        raise FactlocateError("the dev and test studies share cases")
+    dev_table = load_table(dev_out)
+    by_case, layers, cases = _by_case(test["rows"]), test["layers"], test["cases"]
+    depth = round(17 / 48 * dev["n_layers"])
+    rules = {"sweep (dev)": dev["choice"]["sweep"], "trace (dev mean peak)": dev["choice"]["trace"],
+             **{f"sweep, {k} dev facts": choose([r for r in dev_table["rows"] if r["case_id"] in dev["cases"][:k]],
+                                               "sweep") for k in SMALL_SWEEPS if k < len(dev["cases"])},
+             "paper's relative depth": min(dev["layers"], key=lambda layer: (abs(layer - depth), layer))}
+    if dev.get("config_layer") is not None:
+        rules["current config"] = dev["config_layer"]
+    oracle = {c: by_case[c][best_layer_of_case(by_case[c])] for c in cases}
+    peak = dict(zip(cases, loc.best_layers(np.asarray(test["effects"]["mlp_w10"])[:, layers], layers)))
+    picks = {name: {c: by_case[c][layer] for c in cases} for name, layer in rules.items() if layer in layers}
+    picks["each fact's traced peak"] = {c: by_case[c][peak[c]] for c in cases}
+    out = []
+    for name, picked in picks.items():
+        def ratio(cs, picked=picked):
+            return aggregate_s([picked[c] for c in cs]) / max(aggregate_s([oracle[c] for c in cs]), 1e-9)
+        out.append({"rule": name, "layer": rules.get(name), "S": aggregate_s(list(picked.values())),
+                    "oracle_S": aggregate_s(list(oracle.values())), "ratio": ratio(cases),
+                    "ratio_ci": loc.bootstrap(cases, ratio, n_boot, seed) if len(cases) > 1 else None})
+    result = {"model": dev["model"], "editor": dev["editor"], "dev": str(dev_out), "dev_cases": dev["cases"],
+              "test_cases": cases, "test_layers": layers, "rules": out,
+              "not_swept_on_test": {n: layer for n, layer in rules.items() if layer not in layers}}
+    write_json(test_out / "validation.json", result)
+    write_text(test_out / "validation.md", validation_markdown(result))
+    return result
+
+
+def validation_markdown(v: dict) -> str:
+    lines = [f"# Layer rules fixed on dev, scored on {len(v['test_cases'])} test facts: {v['model']}, {v['editor']}",
+             "", f"Test layers swept: {', '.join(map(str, v['test_layers']))}. The oracle puts every test fact at its "
+             "own best swept layer. CIs: 95%, resampling test facts.", "",
+             "| rule | layer | S | oracle S | ratio [CI] |", "|---|---:|---:|---:|---:|"]
+    for r in v["rules"]:
+        ci = "" if r["ratio_ci"] is None else f" [{r['ratio_ci'][0]:.3f}, {r['ratio_ci'][1]:.3f}]"
+        layer = "per fact" if r["layer"] is None else r["layer"]
+        lines.append(f"| {r['rule']} | {layer} | {r['S']:.1f} | {r['oracle_S']:.1f} | {r['ratio']:.3f}{ci} |")
+    if v["not_swept_on_test"]:
+        lines += ["", "Not scored (their layer was not swept on test): " +
+                  ", ".join(f"{n} (layer {layer})" for n, layer in v["not_swept_on_test"].items()) + "."]
+    return "\n".join(lines) + "\n"
+
+
 def layer_comparison(table: dict, chosen: int, n_boot: int = 1000, seed: int = 0) -> dict:
     """S per swept layer with a fact-bootstrap 95% CI, and S(chosen) - S(neighbour) for the swept layers next to
     the chosen one, paired over the same facts (the same resampled facts on both sides). CIs are None for a
