@@ -349,3 +349,31 @@ def test_tuning_is_a_section_on_dev_and_the_tables_edit_with_its_choice(tiny_set
     assert used["lr"] == r["chosen"]["lr"] and used["layer"] == 1
     section = html.split('id="tuning"')[1].split("<h2")[0]
     assert "Not tuned" not in section and "lr=" in section and "factlocate tune" in html  # every editor is tuned
+
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.mark.skipif(not (SHARED / "counterfact_portability_gpt4.json").is_file(), reason="needs ../shared/data")
+def test_portability_is_a_section_on_the_one_hop_files_test_split(tiny_settings, tmp_path):
+    import dataclasses
+
+    from factlocate import datasets
+
+    spec = f"counterfact:{SHARED / 'counterfact_portability_gpt4.json'}"
+    s = dataclasses.replace(tiny_settings, portability_dataset=spec, portability_editors=("unedited", "ft"))
+    out = tmp_path / "page"
+    html = build(s, out, progress=False, log=lambda *_: None, only=("portability",)).read_text()
+    test_ids = [r.case_id for r in datasets.load(spec, allow_download=False).split("test")][: s.eval_cases]
+    for name in ("unedited", "ft"):
+        cases = [json.loads(p.read_text()) for p in sorted((out / "portability" / name / "cases").glob("*.json"))]
+        assert sorted(c["case_id"] for c in cases) == sorted(test_ids)
+        assert all(0 <= c["post"]["teacher_forced"] <= 1 for c in cases)
+        if name == "unedited":
+            assert all(c["pre"] == c["post"] for c in cases)
+    section = html.split('id="portability"')[1].split("<h2")[0]
+    assert "one-hop" in section and ">ft<" in section and "Not run" not in section
+    from factlocate.paper import verify
+
+    checked = verify.verify(out, k=2, log=lambda *_: None)["portability"]
+    assert len(checked["items"]) == 2 and verify.passed(checked), checked

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from factlocate.paper import editing, numbers, tracing, training, tuning
+from factlocate.paper import editing, numbers, portability, tracing, training, tuning
 from factlocate.paper.context import Context, Section
 from factlocate.paper.settings import ReportSettings
 
@@ -57,6 +57,8 @@ SECTIONS = (
             lambda ctx: editing.eval_compute(ctx, *_cf(ctx.settings)), editing.table2_paper,
             lambda ctx: editing.eval_partial(ctx, "counterfact", ctx.settings.counterfact_editors),
             ("editors", "counterfact_editors")),
+    Section("portability", portability.FOLDER, "Portability: the one-hop questions after each edit",
+            portability.params, portability.command, portability.render, portability.compute),
     Section("fig6", "curie", "Figure 6: generations after rewriting Pierre Curie's field",
             lambda s: dict(model=s.model, editors=s.curie_editors, seed=s.seed, overrides=s.overrides, tune=s.tune),
             editing.curie_command, editing.curie_render, editing.curie_compute, lambda: numbers.CURIE,
@@ -67,7 +69,8 @@ SECTIONS = (
             lambda: numbers.SEQUENTIAL, editing.sequential_partial, ("runs", "sequential")),
 )
 # Figure 1 takes its fact from Figure 2's run, so the fact set is traced first.
-COMPUTE_ORDER = ("fig2", "fig1", "fig5", "tuning", "training", "table1", "table2", "fig6", "sequential")
+COMPUTE_ORDER = ("fig2", "fig1", "fig5", "tuning", "training", "table1", "table2", "portability", "fig6",
+                 "sequential")
 
 
 def params_json(section: Section, s: ReportSettings) -> dict:

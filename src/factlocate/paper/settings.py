@@ -8,6 +8,7 @@ from factlocate.errors import FactlocateError
 CF_EDITORS = ("unedited", "rome", "memit", "alphaedit", "ft", "ft-l", "kn", "mend", "mend-cf", "ke", "ke-cf")
 ZSRE_EDITORS = ("unedited", "rome", "memit", "alphaedit", "ft", "ft-l", "mend", "mend-zsre", "ke", "ke-zsre")
 CURIE_EDITORS = ("rome", "memit", "alphaedit", "ft", "ft-l", "kn", "mend", "mend-cf", "ke", "ke-cf")
+PORTABILITY_EDITORS = ("unedited", "rome", "memit", "alphaedit", "ft-l", "mend-cf", "ke-cf")
 # (editor, edits, batch, batches between measurements)
 SEQUENTIAL = (("memit", 1000, 100, 1), ("alphaedit", 1000, 100, 1), ("rome", 200, 1, 10))
 
@@ -76,6 +77,8 @@ class ReportSettings:
     tune: dict = field(default_factory=dict)  # {editor: dev cases}, e.g. {"ft-l": 20}: searched on the page (dev)
     generated_columns: bool = True  # Tables 1-2: success judged on greedy generations beside the teacher-forced
     portability: dict = field(default_factory=dict)  # {"counterfact"|"zsre": one-hop file}: Tables 1-2 portability
+    portability_dataset: str | None = None  # CounterFact's one-hop file as a dataset: the portability section
+    portability_editors: tuple[str, ...] = PORTABILITY_EDITORS
 
     def __post_init__(self):
         for name in ("facts", "samples", "window", "sweep_cases", "eval_cases"):
@@ -84,7 +87,7 @@ class ReportSettings:
                 raise FactlocateError(f"report: {name} must be a positive integer, got {value!r}")
         if (self.fig1_prompt is None) != (self.fig1_subject is None):
             raise FactlocateError("report: give both fig1_prompt and fig1_subject, or neither")
-        for name in ("counterfact_editors", "zsre_editors", "curie_editors", "sequential"):
+        for name in ("counterfact_editors", "zsre_editors", "curie_editors", "portability_editors", "sequential"):
             object.__setattr__(self, name, tuple(tuple(x) if isinstance(x, list) else x for x in getattr(self, name)))
         if not all(isinstance(n, int) and n >= 2 for n in self.tune.values()):
             raise FactlocateError(f"report: tune maps editors to their number of dev cases (at least 2), got {self.tune!r}")

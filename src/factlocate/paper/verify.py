@@ -13,6 +13,7 @@ from pathlib import Path
 from factlocate.errors import FactlocateError
 from factlocate.evaluation import replay
 from factlocate.io import read_json, write_json
+from factlocate.paper import portability
 from factlocate.paper.settings import ReportSettings
 
 TOLERANCE = 1e-4
@@ -101,6 +102,9 @@ def verify(out: str | Path, k: int, seed: int = 0, loader=None, log=print) -> di
         "fig5": lambda: _runs(model, sweep_runs, settings.counterfact, k, seed),
         "table1": lambda: _runs(model, _eval_runs(out / "zsre"), settings.zsre, k, seed),
         "table2": lambda: _runs(model, _eval_runs(out / "counterfact"), settings.counterfact, k, seed),
+        "tuning": lambda: _runs(model, sorted(p.parent for p in (out / "tuning").glob("*/runs/*/params.json")),
+                                settings.counterfact, k, seed),
+        "portability": lambda: portability.replay(model, settings, out / portability.FOLDER, k, seed),
         "fig6": lambda: _curie(model, settings, out / "curie", k, seed),
     }
     results = {}
