@@ -25,6 +25,24 @@ def _per_case(fn, records) -> float:
     return (time.perf_counter() - t) / len(records)
 
 
+def _columns(model, ds, records) -> list[tuple[str, float]]:
+    """The columns past teacher forcing, per case and per side (a rescore pays each twice: unedited and edited)."""
+    from factlocate import datasets
+    from factlocate.metrics import generated, portability
+
+    zsre = datasets.load("zsre-sample").select(0, N_CASES)
+    hops = [portability.OneHop("What famous food is associated with the city where Spike Hughes originates from?",
+                               "Philly cheesesteak", "")] * N_CASES
+    return [
+        ("generated success, CounterFact (rewrite, paraphrases, neighbourhood; greedy, 16 tokens), one side",
+         _per_case(lambda r: generated.record_scores(model, r), records)),
+        ("generated success, zsRE (question, paraphrase, locality), one side",
+         _per_case(lambda r: generated.record_scores(model, r), zsre)),
+        ("portability (one one-hop question: teacher-forced + greedy), one side",
+         _per_case(lambda h: portability.score(model, h), hops)),
+    ]
+
+
 def run() -> str:
     from factlocate import datasets, scoring
     from factlocate.evaluation import runner
@@ -67,6 +85,7 @@ def run() -> str:
         ("probabilities + generation (GE, 10 x 100 tokens, batched)",
          _per_case(with_generation, records[:N_GEN_CASES])),
     ]
+    rows += _columns(model, ds, records)
     with tempfile.TemporaryDirectory() as tmp:
         cache = runner.PreCache(MODEL, ds, gen, root=Path(tmp))
         for r in records[:N_GEN_CASES]:
@@ -81,7 +100,8 @@ def run() -> str:
         *(f"| {name} | {sec:.3f} |" for name, sec in rows),
         "",
         "A full case costs edit + post + pre; the pre-edit metrics are computed once per model and "
-        "dataset and then read from the cache.",
+        "dataset and then read from the cache. The columns past teacher forcing (generated success, portability) "
+        "are paid on both sides of every case they score, unedited and edited.",
         "",
         f"Largest |NLL difference| between the shared-prompt scoring and one padded batch of every "
         f"(prompt, target) pair over these {len(records)} cases: {worst:.1e}.",

@@ -39,7 +39,6 @@ def _records(s: ReportSettings):
 def compute(ctx: Context) -> None:
     from factlocate.evaluation import runner
     from factlocate.identity import identity
-    from factlocate.metrics import portability
     from factlocate.paper.editing import page_overrides
     from factlocate.runfolder import RunFolder
 
