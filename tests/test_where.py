@@ -158,3 +158,21 @@ def test_notes_results_are_the_studies_data():
 def test_where_to_edit_refuses_to_choose_on_test(tmp_path, capsys):
     assert main(["where-to-edit", "--split", "test", "--out", str(tmp_path), "--config", str(tmp_path / "c.yaml")]) == 2
     assert "chooses on dev only" in capsys.readouterr().err
+
+
+def test_a_range_editor_is_studied_centred_on_each_layer(tiny_dirs, tmp_path, one_thread):
+    """MEMIT in the study: `width` layers centred on each swept layer (kept inside the model), the key statistics
+    of every layer it writes; the range recommended from it is centred the same way."""
+    from factlocate import load_model
+    from factlocate.tracing.layer_range import centred
+
+    assert centred(0, 3, 4) == [0, 1, 2] and centred(3, 3, 4) == [1, 2, 3] and centred(2, 1, 4) == [2]
+    model = load_model(tiny_dirs["gpt2"])
+    ds = datasets.load("counterfact-sample")
+    spec = localisation.StudySpec(model=tiny_dirs["gpt2"], layers=(0, 2), n=2, editor="memit", samples=2, width=3)
+    small = {"stats_tokens": 2000, "v_num_grad_steps": 2}
+    localisation.collect(model, ds, ds.split("dev"), spec, tmp_path, progress=False, split="dev", overrides=small)
+    for layer, expected in ((0, [0, 1, 2]), (2, [1, 2, 3])):
+        params = json.loads((tmp_path / "sweep" / "runs" / f"memit-L{layer}-subject_last" / "params.json").read_text())
+        assert params["hparams"]["layers"] == expected
+    assert len(where.load_table(tmp_path)["rows"]) == 4

@@ -33,6 +33,8 @@ def _study_args(p) -> None:
     p.add_argument("--n", type=int, default=60, help="known cases to study (default 60)")
     p.add_argument("--layers", default=None, help="layers to edit, e.g. 0-8,12,16 (default: every layer)")
     p.add_argument("--samples", type=int, default=10, help="noise samples per traced site")
+    p.add_argument("--width", type=int, default=None,
+                   help="a range editor (memit): layers edited, centred on each swept layer (default: its config's)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="editor hyperparameter override")
     p.add_argument("--out", required=True, help="study folder (a rerun resumes; more --n or --layers extend it)")
 
@@ -52,7 +54,9 @@ def _collect(args, edit: bool = True):
     spec = args.model or DEFAULT_MODEL
     model = load_model(spec)
     layers = parse_layers(args.layers, int(model.cfg.n_layers)) or list(range(int(model.cfg.n_layers)))
-    study = localisation.StudySpec(model=spec, layers=tuple(layers), n=args.n, editor=args.editor, samples=args.samples)
+    width = args.width or localisation.config_width(args.editor, spec, overrides)
+    study = localisation.StudySpec(model=spec, layers=tuple(layers), n=args.n, editor=args.editor, samples=args.samples,
+                                   width=width)
     localisation.collect(model, ds, records, study, args.out, split=args.split, overrides=overrides, edit=edit)
     return study
 

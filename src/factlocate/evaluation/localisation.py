@@ -50,6 +50,7 @@ class StudySpec:
     samples: int = 10
     noise: str = "s3"
     seed: int = 1
+    width: int = 1  # a range editor (MEMIT): this many layers centred on each swept layer
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(int(x) for x in self.layers))
@@ -57,6 +58,8 @@ class StudySpec:
             raise FactlocateError(f"layers must be distinct non-negative layers, got {list(self.layers)}")
         if self.n < 1:
             raise FactlocateError(f"the study needs at least one case, got n={self.n}")
+        if not isinstance(self.width, int) or self.width < 1:
+            raise FactlocateError(f"width must be a positive number of layers, got {self.width!r}")
 
     def run_spec(self) -> RunSpec:
         return RunSpec(samples=self.samples, noise=self.noise, seed=self.seed)
@@ -112,7 +115,7 @@ def collect(model, dataset, records: list, study: StudySpec, out: str | Path, pr
     if max(study.layers) >= n_layers:
         raise FactlocateError(f"layer {max(study.layers)} is past the model's {n_layers} layers")
     chosen, checks = known_cases(model, records, study.n)
-    traced = {k: v for k, v in dataclasses.asdict(study).items() if k not in ("layers", "n", "editor")}
+    traced = {k: v for k, v in dataclasses.asdict(study).items() if k not in ("layers", "n", "editor", "width")}
     folder = RunFolder(out / "traces").open({  # a trace covers every layer: more cases or layers extend the run
         "trace": traced, "grids": {k: dataclasses.asdict(g) for k, g in grids(n_layers).items()},
         "model": identity(model).spec,
@@ -125,8 +128,21 @@ def collect(model, dataset, records: list, study: StudySpec, out: str | Path, pr
         return out
     _stats(model, study, overrides or {})
     sweep.run(model, dataset, chosen, study.editor, list(study.layers), ["subject_last"], out / "sweep",
-              overrides, progress=progress, split=split)
+              overrides, progress=progress, split=split, width=study.width)
     return out
+
+
+def config_width(editor: str, model_spec: str, overrides: dict) -> int:
+    """A range editor's number of layers in its config (1 for a single-layer editor, or without a config)."""
+    from factlocate import editors
+
+    module = editors.get(editor)
+    if "layers" not in {f.name for f in dataclasses.fields(module.HParams)}:
+        return 1
+    try:
+        return len(module.load_hparams(model_spec, overrides).layers)
+    except FactlocateError:
+        return 1
 
 
 def _stats(model, study: StudySpec, overrides: dict) -> None:
@@ -137,9 +153,13 @@ def _stats(model, study: StudySpec, overrides: dict) -> None:
     from factlocate import editors
     from factlocate.evaluation import sweep
 
-    cell = sweep.cell_overrides(editors.get(study.editor), study.layers[0], "subject_last", overrides)
+    n_layers = int(model.cfg.n_layers)
+    cell = sweep.cell_overrides(editors.get(study.editor), study.layers[0], "subject_last", overrides, study.width,
+                                n_layers)
     _, hparams = runner.editor_and_hparams(study.editor, identity(model).spec, cell)
     request = hparams.stats_request() if hparams is not None else None
-    if request is not None:
-        key_stats.key_stats(model, list(study.layers), corpus=request.corpus, tokens_budget=request.tokens,
-                            dtype=request.dtype)
+    if request is not None:  # every layer an edit writes: the swept ones, or each range centred on them
+        from factlocate.tracing.layer_range import centred
+
+        layers = sorted({j for layer in study.layers for j in centred(layer, study.width, n_layers)})
+        key_stats.key_stats(model, layers, corpus=request.corpus, tokens_budget=request.tokens, dtype=request.dtype)

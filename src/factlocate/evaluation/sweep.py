@@ -23,15 +23,21 @@ from factlocate.metrics import summary as summ
 METRICS = ("ES", "PS", "NS", "S")
 
 
-def cell_overrides(module, layer: int, token: str, overrides: dict) -> dict:
-    """Hyperparameter overrides that put the edit at `layer` with the key at `token`."""
+def cell_overrides(module, layer: int, token: str, overrides: dict, width: int = 1,
+                   n_layers: int | None = None) -> dict:
+    """Hyperparameter overrides that put the edit at `layer` with the key at `token`; a range editor (MEMIT) gets
+    `width` layers centred on `layer` (one, `layer` itself, by default)."""
+    from factlocate.tracing.layer_range import centred
+
     fields = {f.name for f in dataclasses.fields(module.HParams)}
     if "fact_token" not in fields or not fields & {"layer", "layers"}:
         raise FactlocateError("the sweep needs an editor with fact_token and layer(s) hyperparameters, e.g. rome")
     out = dict(overrides)
     out["fact_token"] = token
     if "layers" in fields:
-        out["layers"] = [layer]
+        if width > 1 and n_layers is None:
+            raise FactlocateError("a range of layers centred on each swept layer needs the model's layer count")
+        out["layers"] = [layer] if width == 1 else centred(layer, width, n_layers)
     else:
         out["layer"] = layer
     return out
@@ -49,11 +55,12 @@ def grid_cells(layers: list[int], tokens: list[str] | None = None, other_every: 
 def run(model, dataset, records, editor: str, layers: list[int], tokens: list[str] | None,
         out: str | Path, overrides: dict | None = None, module=None, progress: bool = True,
         hparams_file: str | None = None, pool=None, model_spec: str | None = None, split: str | None = None,
-        cells: list[tuple[str, int]] | None = None) -> str:
+        cells: list[tuple[str, int]] | None = None, width: int = 1) -> str:
     """Run every cell (resuming finished cases), write sweep.csv/.md/.html; return the markdown.
 
     `cells` lists (token rule, layer) pairs to run instead of every token at every layer (the report sweeps the
-    last subject token at every layer and the other tokens at fewer); cells not run are blank."""
+    last subject token at every layer and the other tokens at fewer); cells not run are blank. `width`: a range
+    editor's layers centred on each swept layer (`cell_overrides`)."""
     from factlocate import editors
 
     if dataset.kind != "counterfact":
@@ -77,7 +84,8 @@ def run(model, dataset, records, editor: str, layers: list[int], tokens: list[st
         name = f"{editor}-L{layer}-{token}"
         folder = runner.run(
             model, dataset, records, editor, out / "runs", params,
-            cell_overrides(module, layer, token, overrides or {}), module=module if pool is None else None,
+            cell_overrides(module, layer, token, overrides or {}, width,
+                           None if model is None else int(model.cfg.n_layers)), module=module if pool is None else None,
             progress=False, folder_name=name, hparams_file=hparams_file, pool=pool, model_spec=model_spec,
             split=split,
         )

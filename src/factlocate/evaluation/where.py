@@ -392,9 +392,9 @@ def recommend(out: str | Path, strategy: str, editor: str, model_spec: str | Non
     if "layer" in values:
         values["layer"] = layer
     else:  # a range editor: the config's width, centred on the chosen layer, inside the model
-        width = len(values["layers"])
-        start = min(max(0, layer - width // 2), a["n_layers"] - width)
-        values["layers"] = list(range(start, start + width))
+        from factlocate.tracing.layer_range import centred
+
+        values["layers"] = centred(layer, len(values["layers"]), a["n_layers"])
     head = (f"# {editor} on {a['model']}: layer chosen by `factlocate where-to-edit --strategy {strategy}`\n"
             f"# from {len(a['cases'])} {a['dataset']['name']} {a['dataset'].get('split', '?')} cases; evidence: "
             f"{evidence} (sha256 {digest(evidence)})\n")

@@ -31,6 +31,14 @@ from factlocate.errors import FactlocateError
 from factlocate.io import read_json
 
 
+def centred(layer: int, width: int, n_layers: int) -> list[int]:
+    """`width` consecutive layers centred on `layer` (the lower middle for an even width), inside the model."""
+    if not 1 <= width <= n_layers:
+        raise FactlocateError(f"a range of {width} layers does not fit a model of {n_layers}")
+    start = min(max(0, layer - width // 2), n_layers - width)
+    return list(range(start, start + width))
+
+
 def facts(n: int, start: int = 0) -> list[tuple[str, str]]:
     """(prompt, subject) pairs of the shipped known facts."""
     from factlocate.datasets.known_facts import load_facts
