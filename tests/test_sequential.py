@@ -414,3 +414,30 @@ def test_an_evaluation_run_prepares_alphaedits_projections_once(tiny_gpt2, tmp_p
     runner.run(tiny_gpt2, ds, ds.select(0, 3), "alphaedit", tmp_path, runner.EvalParams(generation=False),
                overrides, progress=False, pre_cache=False)
     assert len(made) == 1  # a finished run prepares nothing
+
+
+def test_sequential_logs_generated_efficacy_and_portability_per_batch(tiny_gpt2, tmp_path):
+    """Every logged point: the greedy answers of `gen_probe` of the batch's cases, and the first batch's one-hop
+    questions (from a portability file) scored on the current weights; an older run's params stay the same run."""
+    ds, records = _records()
+    first = records[0]
+    hop = {"case_id": first.case_id, "portability": {"New Question": f"Where is {first.subject}?",
+                                                     "New Answer": first.target_new}}
+    path = tmp_path / "hops.json"
+    path.write_text(json.dumps([hop]))
+    params = sequential.SequentialParams(edits=2, batch=1, probe_cases=1, ppl_tokens=100, gen_cases=0,
+                                         gen_probe=1, portability=str(path))
+    folder = sequential.run(tiny_gpt2, ds, records, "rome", tmp_path / "runs", params,
+                            dict(layer=1, v_num_grad_steps=3, stats_tokens=STATS_TOKENS,
+                                 context_template_lengths=[[5, 1]]), progress=False)
+    logs = sorted((json.loads(p.read_text()) for p in (folder / "batches").glob("*.json")), key=lambda x: x["edits"])
+    assert logs[0]["generated_batch_efficacy"] is None  # no batch before the first edit
+    assert all(log["generated_batch_efficacy"] in (0.0, 1.0) for log in logs[1:])  # one case judged per batch
+    assert all(log["first_batch_portability"]["n"] == 1 and
+               0 <= log["first_batch_portability"]["teacher_forced"] <= 1 for log in logs)
+    assert "portability, batch 1" in "\n".join(sequential.trajectory(sequential.load_runs(tmp_path / "runs")[0]))
+    old = {"sequential": {"edits": 2, "batch": 1}}
+    assert sequential.protocol.same_run(old, {"sequential": {"edits": 2, "batch": 1, "gen_probe": 0,
+                                                             "portability": None}})
+    assert not sequential.protocol.same_run(old, {"sequential": {"edits": 2, "batch": 1, "gen_probe": 10,
+                                                                 "portability": None}})

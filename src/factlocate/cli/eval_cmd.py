@@ -30,6 +30,10 @@ def register(sub) -> None:
     g.add_argument("--log-every", type=int, default=1, help="batches between measurements")
     g.add_argument("--probe-cases", type=int, default=20, help="cases whose neighbourhood is read after each batch")
     g.add_argument("--gen-cases", type=int, default=20, help="edited cases whose generations give GE at the end")
+    g.add_argument("--gen-probe", type=int, default=10,
+                   help="cases of each logged batch judged on their greedy answer (0: none)")
+    g.add_argument("--portability", default=None, metavar="FILE",
+                   help="a one-hop file: the first batch's one-hop questions at every logged point")
     g.add_argument("--export", default=None, metavar="DIR",
                    help="after the run, save the model with its final deltas as a Hugging Face folder "
                         "(DIR/<editor> when several editors run)")
@@ -164,7 +168,8 @@ def _run_sequential(args, names: list[str], overrides: dict) -> int:
         raise FactlocateError("--overwrite is not supported with --sequential: use another --out")
     params = sequential.SequentialParams(
         edits=args.edits, batch=args.batch, log_every=args.log_every, probe_cases=args.probe_cases,
-        gen_cases=0 if args.no_generation else args.gen_cases, max_length=args.max_length, seed=args.seed)
+        gen_cases=0 if args.no_generation else args.gen_cases, max_length=args.max_length, seed=args.seed,
+        gen_probe=args.gen_probe, portability=args.portability)
     ds = datasets.load(args.dataset)
     if ds.kind != "counterfact":
         raise FactlocateError("--sequential uses CounterFact records: pass --dataset counterfact-sample, counterfact or counterfact:PATH")

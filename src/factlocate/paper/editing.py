@@ -308,9 +308,10 @@ def sequential_compute(ctx: Context) -> None:
     s = ctx.settings
     ds = datasets.load(s.sequential_dataset)
     for editor, edits, batch, log_every in s.sequential:
-        params = sequential.SequentialParams(edits=edits, batch=batch, log_every=log_every)
+        params = sequential.SequentialParams(edits=edits, batch=batch, log_every=log_every,
+                                             portability=s.portability.get("counterfact"))
         sequential.run(ctx.model, ds, ds.records, editor, ctx.folder("sequential"), params,
-                       s.overrides.get(editor, {}), progress=ctx.progress)
+                       page_overrides(s, editor, ctx.out), progress=ctx.progress)
 
 
 def sequential_render(ctx: Context) -> list:

@@ -64,7 +64,9 @@ SECTIONS = (
             editing.curie_command, editing.curie_render, editing.curie_compute, lambda: numbers.CURIE,
             editing.curie_partial, ("editors", "curie_editors")),
     Section("sequential", "sequential", "Sequential editing: damage as edits accumulate",
-            lambda s: dict(model=s.model, runs=s.sequential, dataset=s.sequential_dataset, overrides=s.overrides),
+            lambda s: dict(model=s.model, runs=s.sequential, dataset=s.sequential_dataset, overrides=s.overrides,
+                           **({"portability": s.portability["counterfact"]} if s.portability.get("counterfact")
+                              else {})),
             editing.sequential_command, editing.sequential_render, editing.sequential_compute,
             lambda: numbers.SEQUENTIAL, editing.sequential_partial, ("runs", "sequential")),
 )

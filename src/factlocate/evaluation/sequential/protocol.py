@@ -13,8 +13,10 @@ this run is skipped (and counted), so no fact is rewritten twice. For each batch
 3. every `log_every` batches (and after the last) the run records, in `batches/<k>.json`:
    the efficacy of that batch (ES on its rewrite prompts), the efficacy kept on the first
    batch's cases, neighbourhood success on the first `probe_cases` cases' neighbourhood
-   prompts, perplexity on a fixed WikiText-2 slice, the Frobenius norm of every edited
-   matrix, and the seconds the batch took;
+   prompts, perplexity on a fixed WikiText-2 slice, the known facts still answered as
+   before, success judged on the greedy answers of `gen_probe` of the batch's cases, the
+   first batch's one-hop questions (with a `portability` file), the Frobenius norm of every
+   edited matrix, and the seconds the batch took;
 4. `state.safetensors` is rewritten atomically: the accumulated deltas (current minus
    original weights, float64, per edited parameter), the editor's state, and how many
    batches are done. A rerun loads it onto the freshly loaded model and carries on from
@@ -66,6 +68,8 @@ class SequentialParams:
     gen_cases: int = 20  # GE is measured on this many edited cases at the end (0: none)
     max_length: int = 100  # generation length for GE, prompt included
     seed: int = 0  # generation seed (case c samples with seed + c)
+    gen_probe: int = 10  # per logged batch: this many of its cases judged on their greedy answer (0: none)
+    portability: str | None = None  # a one-hop file: the first batch's one-hop questions at every logged point
 
     def __post_init__(self):
         for name in ("edits", "batch", "log_every", "probe_cases", "ppl_tokens"):
@@ -73,6 +77,20 @@ class SequentialParams:
                 raise FactlocateError(f"--{name.replace('_', '-')} must be a positive integer")
         if self.gen_cases < 0:
             raise FactlocateError("--gen-cases must be >= 0")
+        if not isinstance(self.gen_probe, int) or self.gen_probe < 0:
+            raise FactlocateError("--gen-probe must be >= 0")
+
+
+# A run logged before these fields existed measured neither.
+BEFORE = {"gen_probe": 0, "portability": None}
+
+
+def same_run(old: dict, new: dict) -> bool:
+    """params.json of a run made before `BEFORE`'s fields existed: the same run when it equals `new` with them as
+    they were then."""
+    if old == new or "sequential" not in old:
+        return old == new
+    return {**old, "sequential": {**BEFORE, **old["sequential"]}} == new
 
 
 def select(records: list, n: int) -> tuple[list, int]:
@@ -95,9 +113,31 @@ def select(records: list, n: int) -> tuple[list, int]:
 # ---------------------------------------------------------------- measurements
 
 
-def _measure(model, batch_records, first_batch, probe, ppl_rows, originals, reference, edited) -> dict:
+def _generated(model, records) -> float | None:
+    """The share of `records` whose greedy answer to the rewrite prompt begins with the new target."""
+    from factlocate.metrics import generated
+
+    if not records:
+        return None
+    return sum(generated.judge(generated.greedy_answer(model, r.rewrite_prompt), r.target_new)["prefix"]
+               for r in records) / len(records)
+
+
+def _portability(model, hops: list) -> dict | None:
+    """KnowEdit's one-hop questions: mean teacher-forced token accuracy and generated (prefix) success."""
+    from factlocate.metrics import portability
+
+    if not hops:
+        return None
+    scores = [portability.score(model, h) for h in hops]
+    return {"teacher_forced": sum(x["teacher_forced"] for x in scores) / len(scores),
+            "generated": sum(x["generated"]["prefix"] for x in scores) / len(scores), "n": len(scores)}
+
+
+def _measure(model, batch_records, first_batch, probe, ppl_rows, originals, reference, edited,
+             gen_probe: int = 0, hops: list | None = None) -> dict:
     """One logged point. `reference` is the unedited model's known-fact answers; `edited` every record edited so
-    far (their subjects' facts are left out of retention)."""
+    far (their subjects' facts are left out of retention); `hops`, the first batch's one-hop questions."""
     kept = retention(model, reference, [(r.subject, r.relation_id) for r in edited])
     return {
         "batch_efficacy": success(model, batch_records, "rewrite"),
@@ -105,8 +145,21 @@ def _measure(model, batch_records, first_batch, probe, ppl_rows, originals, refe
         "neighbourhood": success(model, probe, "neighborhood"),
         "perplexity": perplexity(model, ppl_rows),
         "retention": kept["retained"], "retention_facts": kept["n_facts"],
+        "generated_batch_efficacy": _generated(model, batch_records[:gen_probe]),
+        "first_batch_portability": _portability(model, hops or []),
         "norms": {name: float(arch.hf_parameter(model, name).detach().double().norm()) for name in originals},
     }
+
+
+def first_batch_hops(path: str | None, first_batch: list, limit: int) -> list:
+    """The one-hop questions of the first batch's cases that have one (at most `limit`), from a portability file."""
+    if not path:
+        return []
+    from factlocate.io import read_json
+    from factlocate.metrics import portability
+
+    hops = portability.one_hop(read_json(path), "counterfact")
+    return [hops[r.case_id] for r in first_batch if r.case_id in hops][:limit]
 
 
 # ---------------------------------------------------------------- the run
@@ -126,7 +179,7 @@ def run(model, dataset, records: list, editor: str, out: str | Path, params: Seq
         "dataset": {"kind": dataset.kind, "name": dataset.name, "digest": dataset.digest},
         "sequential": dataclasses.asdict(params), "case_ids": [r.case_id for r in chosen],
         "skipped_repeats": skipped, "perplexity_text": PERPLEXITY_CORPUS,
-    })
+    }, same=same_run)
     if folder.done:  # complete: the scores are on disk, and the large state file is not needed again
         return folder.path
     fixed = {}
@@ -142,10 +195,12 @@ def run(model, dataset, records: list, editor: str, out: str | Path, params: Seq
     done, total, editor_state = (state.load(state_path, model, originals, declared.State) if state_path.exists()
                                  else (0, 0.0, None))
     probe, ppl_rows = chosen[: params.probe_cases], wikitext_slice(model, params.ppl_tokens)
+    hops = first_batch_hops(params.portability, batches[0], params.probe_cases)
+    extra = dict(gen_probe=params.gen_probe, hops=hops)
     try:
         if done == 0:  # the unedited model, for the curves' first point
-            folder.write("start", {"edits": 0, **_measure(model, [], batches[0], probe, ppl_rows, {}, reference, [])},
-                         "batches")
+            folder.write("start", {"edits": 0, **_measure(model, [], batches[0], probe, ppl_rows, {}, reference, [],
+                                                           **extra)}, "batches")
         bar = tqdm(total=len(batches), initial=done, desc=f"{editor} sequential", unit="batch", disable=not progress)
         for k in range(done, len(batches)):
             start = time.perf_counter()
@@ -165,7 +220,7 @@ def run(model, dataset, records: list, editor: str, out: str | Path, params: Seq
                 log = {"batch": k, "edits": sum(len(b) for b in batches[: k + 1]), "seconds": seconds,
                        "edit_seconds_total": total, "edit_timings": dict(result.timings),  # the editor's steps
                        **_measure(model, batches[k], batches[0], probe, ppl_rows, originals, reference,
-                                  [r for b in batches[: k + 1] for r in b]),
+                                  [r for b in batches[: k + 1] for r in b], **extra),
                        "original_norms": {n: float(w.double().norm()) for n, w in originals.items()}}
                 if "kept_directions" in result.extra:
                     log["kept_directions"] = result.extra["kept_directions"]

@@ -95,11 +95,15 @@ def trajectory(run: dict) -> list[str]:
         return "" if value is None else format(value, spec)
 
     lines = [f"## {run['name']}: after each logged batch", "",
-             "| edits | edit s, latest batch | efficacy, latest batch | efficacy kept, batch 1 | neighbourhood (probe) | "
-             "WikiText-2 ppl | known facts retained | sum of edited norms |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| edits | edit s, latest batch | efficacy, latest batch | generated efficacy, latest batch | "
+             "efficacy kept, batch 1 | portability, batch 1 (teacher-forced / generated) | neighbourhood (probe) | "
+             "WikiText-2 ppl | known facts retained | sum of edited norms |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for log, norm in zip(run["logs"], norm_totals(run["logs"])):
+        port = log.get("first_batch_portability")
+        port = "" if not port else f"{port['teacher_forced']:.3f} / {port['generated']:.3f}"
         cells = [str(log["edits"]), fmt(log.get("seconds"), ".0f"), fmt(log.get("batch_efficacy"), ".3f"),
-                 fmt(log.get("first_batch_efficacy"), ".3f"), fmt(log.get("neighbourhood"), ".3f"),
-                 fmt(log.get("perplexity"), ".2f"), fmt(log.get("retention"), ".3f"), fmt(norm, ".1f")]
+                 fmt(log.get("generated_batch_efficacy"), ".3f"), fmt(log.get("first_batch_efficacy"), ".3f"), port,
+                 fmt(log.get("neighbourhood"), ".3f"), fmt(log.get("perplexity"), ".2f"), fmt(log.get("retention"), ".3f"),
+                 fmt(norm, ".1f")]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
