@@ -59,7 +59,11 @@ def main() -> None:
         except ModuleNotFoundError:
             print(f"no benchmark section {name!r}: use {', '.join(SECTIONS)}")
             continue
-        heading, _, body = module.run().partition("\n")
+        text = module.run()
+        if text is None:  # the section cannot run here (a missing checkout, say): its measured table stays
+            print(f"section {name.strip()!r} skipped; bench/results.md keeps its earlier table")
+            continue
+        heading, _, body = text.partition("\n")
         done.append(f"{heading}\n\n{_stamp()}\n{body}".strip())
         report = "\n\n".join([TITLE, *_merge(old, done)]) + "\n"
         write_text(args.out, report)  # keep what finished if a later section fails

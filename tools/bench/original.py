@@ -157,11 +157,13 @@ def bench_layer(layer: int, folder: Path, original: Path, model, hf_model, tok) 
             "rel_diff": float((mine - theirs).abs().max() / theirs.abs().max())}
 
 
-def run() -> str:
+def run() -> str | None:
+    """The section's markdown; None (the earlier table stays) without a checkout of the original code."""
     src = os.environ.get(SRC_ENV)
     heading = "## ROME against the original code (kmeng01/rome), one edit, GPT-2-small shape"
     if not src or not Path(src).exists():
-        return f"{heading}\n\nskipped: set {SRC_ENV} to a checkout of kmeng01/rome (or its git directory)."
+        print(f"set {SRC_ENV} to a checkout of kmeng01/rome (or its git directory) to run this section")
+        return None
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from factlocate import load_model
