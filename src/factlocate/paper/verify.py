@@ -88,8 +88,9 @@ def _fig1(model, settings: ReportSettings, folder: Path) -> dict:
     return {"items": [first.prompt], "max_diff": worst[1][0], "where": f"{worst[0]}: {worst[1][1]}"}
 
 
-def verify(out: str | Path, k: int, seed: int = 0, loader=None, log=print) -> dict:
-    """Re-run K items of every section of the page in `out`; write and return {section: result}."""
+def verify(out: str | Path, k: int, seed: int = 0, loader=None, log=print, only: tuple[str, ...] | None = None) -> dict:
+    """Re-run K items of every section of the page in `out` (or of the sections in `only`); write and return
+    {section: result}."""
     from factlocate.models import load_model
 
     out = Path(out)
@@ -108,13 +109,15 @@ def verify(out: str | Path, k: int, seed: int = 0, loader=None, log=print) -> di
         "fig6": lambda: _curie(model, settings, out / "curie", k, seed),
     }
     results = {}
+    if only is not None:
+        checks = {key: check for key, check in checks.items() if key in only}
     for section, check in checks.items():
         try:
             results[section] = check()
         except FactlocateError as e:  # a section that cannot be re-run here (a checkpoint not on this machine)
             results[section] = {"error": str(e)}
         log(line(section, results[section]))
-    for section, why in NOT_REPLAYED.items():
+    for section, why in NOT_REPLAYED.items() if only is None else ():
         results[section] = {"skipped": why}
         log(line(section, results[section]))
     write_json(out / "verify.json", {"k": k, "seed": seed, "tolerance": TOLERANCE, "sections": results})
