@@ -131,8 +131,10 @@ def screen_and_verify(model, prep: Prepared, grids: list[GridSpec], positions: l
     uppers = [est if magnitudes is None else low + np.maximum(np.abs(est - low), magnitudes[j])
               for j, est in enumerate(estimates)]
 
+    recorded = {}  # the clean and corrupted passes, made once for every round
+
     def run_exact(todo: list[set], chosen: list[GridSpec]) -> list[dict]:
-        exact, _ = batched.run_jobs(model, prep, chosen, positions, progress=progress, cells=todo)
+        exact, _ = batched.run_jobs(model, prep, chosen, positions, progress=progress, cells=todo, recorded=recorded)
         return [{c: grid[c] for c in cells} for grid, cells in zip(exact, todo)]
 
     if budget:
