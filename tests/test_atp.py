@@ -108,6 +108,7 @@ def test_the_budget_climb_runs_the_neighbours_of_the_best_exact_cells(tiny_gpt2)
     # a run saved before the climb existed is read as having none; shares per kind must name every kind
     old = {k: v for k, v in asdict(RunSpec(method="atp+budget", budget=0.5)).items() if k != "refine"}
     assert RunSpec.from_dict(old).refine == 0 and RunSpec.from_dict({"method": "exact"}).refine == RunSpec().refine
+    assert RunSpec.from_dict({"method": "exact", "budget": 0.5}) == RunSpec()  # an exact run saved with the old share
     with pytest.raises(FactlocateError, match="one per kind"):
         RunSpec(method="atp+budget", budget={"mlp": 0.2})
 

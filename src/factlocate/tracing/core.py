@@ -79,10 +79,14 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunSpec":
-        """A saved run; an atp+budget run saved before the climb existed had none."""
+        """A saved run; an atp+budget run saved before the climb existed had none, and another method's budget
+        never mattered (its saved share is read as today's default, so such a run still resumes)."""
         d = dict(d)
-        if d.get("method") == "atp+budget" and "refine" not in d:
-            d["refine"] = 0
+        if d.get("method") == "atp+budget":
+            d.setdefault("refine", 0)
+        else:
+            d.pop("budget", None)
+            d.pop("refine", None)
         return cls(**d)
 
 
