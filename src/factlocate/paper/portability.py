@@ -9,6 +9,7 @@ the section resumes. Every editor is scored here, whatever the shape of its upda
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -54,7 +55,7 @@ def compute(ctx: Context) -> None:
             skipped[name] = str(e)
             continue
         folder = RunFolder(ctx.folder(FOLDER) / name).open({
-            "model": identity(ctx.model).spec, "editor": name, "hparams": None if hp is None else _plain(hp),
+            "model": identity(ctx.model).spec, "editor": name, "hparams": None if hp is None else dataclasses.asdict(hp),
             "dataset": {"name": ds.name, "digest": ds.digest, "split": "test"}})
 
         def one(record, module=module, hp=hp):
@@ -104,13 +105,6 @@ def replay(model, s: ReportSettings, folder: Path, k: int, seed: int) -> dict:
         if diff >= out["max_diff"]:
             out["max_diff"], out["where"] = diff, f"{name}/{case}"
     return out
-
-
-def _plain(hp) -> dict:
-    import dataclasses
-    import json
-
-    return json.loads(json.dumps(dataclasses.asdict(hp), default=str))
 
 
 def render(ctx: Context) -> list:
