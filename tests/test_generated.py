@@ -47,6 +47,45 @@ def test_greedy_answer_is_the_argmax_path_cut_at_the_stop(tiny_gpt2):
     assert result["answers"] == [answer, answer] and result["exact"] == (1.0 if answer else 0.0)
 
 
+PROMPTS = ["The capital of Roman Republic is", "LeBron James plays the sport of", "Vinson Massif is located in",
+           "The mother tongue of Danielle Darrieux is", "Paris"]
+
+
+def test_batched_greedy_answers_are_the_plain_paths_on_every_architecture(tiny_model):
+    plain = [generated.greedy_answer(tiny_model, p, max_new_tokens=8) for p in PROMPTS]
+    assert generated.batched_greedy_verified(tiny_model)
+    assert generated.greedy_answers(tiny_model, PROMPTS, max_new_tokens=8, batch_size=3) == plain
+
+
+def test_batched_greedy_falls_back_to_the_plain_path_when_its_check_fails(tiny_gpt2, monkeypatch):
+    from factlocate.identity import state
+
+    plain = [generated.greedy_answer(tiny_gpt2, p, max_new_tokens=6) for p in PROMPTS[:3]]
+    monkeypatch.setattr(state(tiny_gpt2), "checks", {})  # this model's verdicts, restored afterwards
+
+    def broken(model, ids, mask, cached):  # a batch path that forgets the prompt
+        step = real(model, ids, mask, cached)
+        return lambda last: step(last) * 0 + torch.arange(model.cfg.d_vocab, dtype=torch.float)
+
+    real = generated.decoder
+    monkeypatch.setattr(generated, "decoder", broken)
+    assert not generated.batched_greedy_verified(tiny_gpt2)
+    assert generated.greedy_answers(tiny_gpt2, PROMPTS[:3], max_new_tokens=6) == plain
+
+
+def test_record_scores_decode_every_group_in_one_batch(tiny_gpt2, monkeypatch):
+    from factlocate import datasets
+
+    record = datasets.load("counterfact-sample").select(0, 1)[0]
+    calls = []
+    real = generated.greedy_answers
+    monkeypatch.setattr(generated, "greedy_answers", lambda m, ps, n=16: calls.append(len(ps)) or real(m, ps, n))
+    scores = generated.record_scores(tiny_gpt2, record, max_new_tokens=4)
+    assert calls == [1 + len(record.paraphrase_prompts) + len(record.neighborhood_prompts)]
+    assert scores["neighborhood"]["answers"] == [generated.greedy_answer(tiny_gpt2, p, 4)
+                                                 for p in record.neighborhood_prompts]
+
+
 # ---------------------------------------------------------------- known-fact retention
 
 

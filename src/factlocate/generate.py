@@ -82,7 +82,7 @@ def _sample(model, rows: list[list[int]], max_length: int, top_k: int, generator
     if steps <= 0:
         return [r[:max(max_length, 1)] for r in rows]
     ids, mask = tokens.batch(model, rows, pad_left=True)
-    step = _decoder(model, ids, mask, cached_decoding_verified(model))
+    step = decoder(model, ids, mask, cached_decoding_verified(model))
     new = []
     for _ in range(steps):
         probs = step(new[-1] if new else None).float().softmax(-1)
@@ -94,8 +94,12 @@ def _sample(model, rows: list[list[int]], max_length: int, top_k: int, generator
     return [(r + n)[:max_length] for r, n in zip(rows, new)]
 
 
-def _decoder(model, ids: torch.Tensor, mask: torch.Tensor, cached: bool):
-    """A function: the tokens sampled last step (None at first) -> next-token logits [rows, vocab]."""
+def decoder(model, ids: torch.Tensor, mask: torch.Tensor, cached: bool):
+    """A function: the tokens picked last step (None at first) -> next-token logits [rows, vocab].
+
+    Shared by sampling here and greedy decoding (`metrics.generated`): rows left-padded, positions counting
+    real tokens only, the KV cache reused when `cached`.
+    """
     hf = arch.hf_model(model)
     state = {"ids": ids, "mask": mask, "cache": kv.empty(model) if cached else None}
 
@@ -124,7 +128,7 @@ def cached_decoding_verified(model) -> bool:
     """
     def run(rows, cached, picks=None):
         ids, mask = tokens.batch(model, rows, pad_left=True)
-        step, logits, last = _decoder(model, ids, mask, cached), [], None
+        step, logits, last = decoder(model, ids, mask, cached), [], None
         for i in range(3):
             logits.append(step(last).float().log_softmax(-1))
             last = logits[-1].argmax(-1, keepdim=True) if picks is None else picks[i]

@@ -25,22 +25,58 @@ def _per_case(fn, records) -> float:
     return (time.perf_counter() - t) / len(records)
 
 
-def _columns(model, ds, records) -> list[tuple[str, float]]:
-    """The columns past teacher forcing, per case and per side (a rescore pays each twice: unedited and edited)."""
+def _greedy_side_by_side(model, records) -> tuple[float, float, int, int]:
+    """CounterFact's generated success per case and side, batched (`record_scores`) against the plain path (each
+    prompt alone, full forwards), alternated case by case after a warm-up: (batched s, plain s, answers that
+    differ, answers)."""
+    from factlocate.metrics import generated
+
+    def plain(r):
+        prompts = [r.rewrite_prompt, *r.paraphrase_prompts, *r.neighborhood_prompts]
+        return [generated.greedy_answer(model, p) for p in prompts]
+
+    def batched(r):
+        s = generated.record_scores(model, r)
+        return [*s["rewrite"]["answers"], *s["paraphrase"]["answers"], *s["neighborhood"]["answers"]]
+
+    batched(records[0])  # warm-up, and the reuse checks
+    times = {"batched": 0.0, "plain": 0.0}
+    differ = total = 0
+    for i, r in enumerate(records):
+        answers = {}
+        order = (("batched", batched), ("plain", plain))
+        for name, fn in order[::-1] if i % 2 else order:
+            t = time.perf_counter()
+            answers[name] = fn(r)
+            times[name] += time.perf_counter() - t
+        differ += sum(a != b for a, b in zip(answers["batched"], answers["plain"], strict=True))
+        total += len(answers["plain"])
+    return times["batched"] / len(records), times["plain"] / len(records), differ, total
+
+
+def _columns(model, ds, records) -> tuple[list[tuple[str, float]], str]:
+    """The columns past teacher forcing, per case and per side (a rescore pays each twice: unedited and edited),
+    and a line on batched greedy decoding against the plain path."""
     from factlocate import datasets
     from factlocate.metrics import generated, portability
 
     zsre = datasets.load("zsre-sample").select(0, N_CASES)
     hops = [portability.OneHop("What famous food is associated with the city where Spike Hughes originates from?",
                                "Philly cheesesteak", "")] * N_CASES
-    return [
+    fast, slow, differ, total = _greedy_side_by_side(model, records)
+    rows = [
         ("generated success, CounterFact (rewrite, paraphrases, neighbourhood; greedy, 16 tokens), one side",
-         _per_case(lambda r: generated.record_scores(model, r), records)),
+         fast),
+        ("the same, the plain path (each prompt alone, a full forward per token)", slow),
         ("generated success, zsRE (question, paraphrase, locality), one side",
          _per_case(lambda r: generated.record_scores(model, r), zsre)),
         ("portability (one one-hop question: teacher-forced + greedy), one side",
          _per_case(lambda h: portability.score(model, h), hops)),
     ]
+    note = (f"Greedy decoding batched (one left-padded batch per case, the KV cache reused where checked) is "
+            f"{slow / fast:.1f}x the plain path over {len(records)} cases, alternated after a warm-up; "
+            f"{differ} of {total} answers differ.")
+    return rows, note
 
 
 def run() -> str:
@@ -85,7 +121,8 @@ def run() -> str:
         ("probabilities + generation (GE, 10 x 100 tokens, batched)",
          _per_case(with_generation, records[:N_GEN_CASES])),
     ]
-    rows += _columns(model, ds, records)
+    columns, greedy_note = _columns(model, ds, records)
+    rows += columns
     with tempfile.TemporaryDirectory() as tmp:
         cache = runner.PreCache(MODEL, ds, gen, root=Path(tmp))
         for r in records[:N_GEN_CASES]:
@@ -105,5 +142,7 @@ def run() -> str:
         "",
         f"Largest |NLL difference| between the shared-prompt scoring and one padded batch of every "
         f"(prompt, target) pair over these {len(records)} cases: {worst:.1e}.",
+        "",
+        greedy_note,
     ]
     return "\n".join(lines)

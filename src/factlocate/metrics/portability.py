@@ -42,7 +42,7 @@ def one_hop(raws: list[dict], kind: str) -> dict:
 def score(model, hop: OneHop, max_new_tokens: int = 16) -> dict:
     """The teacher-forced token accuracy and the generated verdicts of one question (see the module docstring)."""
     (_, correct), = scoring.target_token_logprobs(model, [hop.question], [hop.answer])
-    answer = generated.greedy_answer(model, hop.question, max_new_tokens)
+    answer, = generated.greedy_answers(model, [hop.question], max_new_tokens)
     return {"teacher_forced": float(correct.float().mean()), "answer": answer,
             "generated": generated.judge(answer, hop.answer)}
 

@@ -119,8 +119,8 @@ def _generated(model, records) -> float | None:
 
     if not records:
         return None
-    return sum(generated.judge(generated.greedy_answer(model, r.rewrite_prompt), r.target_new)["prefix"]
-               for r in records) / len(records)
+    answers = generated.greedy_answers(model, [r.rewrite_prompt for r in records])
+    return sum(generated.judge(a, r.target_new)["prefix"] for a, r in zip(answers, records)) / len(records)
 
 
 def _portability(model, hops: list) -> dict | None:
