@@ -258,10 +258,11 @@ def test_bucketed_scoring_equals_one_forward_per_prompt_on_smollm(smollm, cf):
             assert [row["target_new"], row["target_true"]] == pytest.approx(alone.tolist(), abs=2e-4)
 
 
-def test_cli_sweep_known_dev_cases_other_tokens_every_kth_layer(tiny_dirs, tmp_path):
+def test_cli_sweep_known_dev_cases_other_tokens_every_kth_layer_on_fewer_cases(tiny_dirs, tmp_path):
     out = tmp_path / "sweep"
     assert main(["sweep", "--model", tiny_dirs["gpt2"], "--dataset", "counterfact-sample", "--split", "dev", "--known",
-                 "--n", "1", "--layers", "0,1,2", "--tokens", "subject_last,last", "--other-every", "2",
+                 "--n", "2", "--layers", "0,1,2", "--tokens", "subject_last,last", "--other-every", "2",
+                 "--other-cases", "1",
                  "--set", "v_num_grad_steps=2", "--set", "stats_tokens=1000",
                  "--set", "context_template_lengths=[[5, 1]]", "--out", str(out)]) == 0
     runs = sorted(p.name for p in (out / "runs").iterdir())
@@ -269,6 +270,10 @@ def test_cli_sweep_known_dev_cases_other_tokens_every_kth_layer(tiny_dirs, tmp_p
                     "rome-L2-subject_last"]
     grid, tokens, layers = sweep.load_grid(out)
     assert grid["S"][("last", 1)] is None and grid["S"][("subject_last", 1)] is not None
+    cases = {name: len(list((out / "runs" / name / "cases").glob("*.json"))) for name in runs}
+    assert cases == {"rome-L0-last": 1, "rome-L0-subject_last": 2, "rome-L1-subject_last": 2, "rome-L2-last": 1,
+                     "rome-L2-subject_last": 2}
+    assert "2 cases at the last subject token, the first 1 at the other tokens" in (out / "sweep.md").read_text()
 
 
 def test_a_run_made_before_splits_were_named_is_reused_for_its_split(tiny_gpt2, cf, tmp_path):

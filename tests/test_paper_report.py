@@ -1,6 +1,7 @@
 """`factlocate report` on a tiny model: every section on one page, and a second call does no new work."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -377,3 +378,12 @@ def test_portability_is_a_section_on_the_one_hop_files_test_split(tiny_settings,
 
     checked = verify.verify(out, k=2, log=lambda *_: None, only=("portability",))["portability"]
     assert len(checked["items"]) == 2 and verify.passed(checked), checked
+
+
+def test_figure5_other_tokens_on_fewer_cases_is_a_setting_the_command_and_text_name(tiny_settings):
+    from factlocate.paper import editing
+
+    s = dataclasses.replace(tiny_settings, sweep_cases=3, sweep_other_cases=1)
+    assert "--known --n 3 --layer 0,1 --other-cases 1 --other-every 3" in editing.sweep_command(s, Path("out"))
+    with pytest.raises(FactlocateError, match="sweep_other_cases must be a positive integer"):
+        dataclasses.replace(tiny_settings, sweep_other_cases=0)

@@ -65,6 +65,8 @@ def register(sub) -> None:
     p.add_argument("--tokens", default=None, help="fact-token rules, comma-separated (default: all four)")
     p.add_argument("--other-every", type=int, default=1, metavar="K",
                    help="the rules other than the last subject token at every K-th listed layer only (default 1)")
+    p.add_argument("--other-cases", type=int, default=None, metavar="N",
+                   help="the rules other than the last subject token on the first N cases only (default: all)")
     p.add_argument("--known", action="store_true",
                    help="take the first --n records the model knows (true target above the new one, teacher-forced)")
     _selection_args(p, default_n=10)
@@ -269,7 +271,7 @@ def run_sweep(args) -> int:
             records, _ = localisation.known_cases(model, _all_records(args, ds), args.n)
         result = sweep.run(model, ds, records, args.editor, layers, token_rules, args.out, overrides,
                            hparams_file=args.hparams, split=args.split,
-                           cells=sweep.grid_cells(layers, token_rules, args.other_every))
+                           cells=sweep.grid_cells(layers, token_rules, args.other_every), other_cases=args.other_cases)
     else:
         from factlocate.distributed import workers
 
@@ -278,7 +280,8 @@ def run_sweep(args) -> int:
             layers = parse_layers(args.layers, n_layers) or list(range(n_layers))
             result = sweep.run(None, ds, records, args.editor, layers, token_rules, args.out, overrides,
                                hparams_file=args.hparams, pool=pool, model_spec=spec, split=args.split,
-                               cells=sweep.grid_cells(layers, token_rules, args.other_every))
+                               cells=sweep.grid_cells(layers, token_rules, args.other_every),
+                               other_cases=args.other_cases)
     print(result)
     print(f"wrote {args.out}/sweep.md, sweep.csv, sweep.html")
     return 0

@@ -55,14 +55,17 @@ def grid_cells(layers: list[int], tokens: list[str] | None = None, other_every: 
 def run(model, dataset, records, editor: str, layers: list[int], tokens: list[str] | None,
         out: str | Path, overrides: dict | None = None, module=None, progress: bool = True,
         hparams_file: str | None = None, pool=None, model_spec: str | None = None, split: str | None = None,
-        cells: list[tuple[str, int]] | None = None, width: int = 1) -> str:
+        cells: list[tuple[str, int]] | None = None, width: int = 1, other_cases: int | None = None) -> str:
     """Run every cell (resuming finished cases), write sweep.csv/.md/.html; return the markdown.
 
     `cells` lists (token rule, layer) pairs to run instead of every token at every layer (the report sweeps the
     last subject token at every layer and the other tokens at fewer); cells not run are blank. `width`: a range
-    editor's layers centred on each swept layer (`cell_overrides`)."""
+    editor's layers centred on each swept layer (`cell_overrides`). `other_cases`: the token rules other than the
+    last subject token edit only the first `other_cases` records (all when None)."""
     from factlocate import editors
 
+    if other_cases is not None and other_cases < 1:
+        raise FactlocateError(f"--other-cases must be at least 1, got {other_cases}")
     if dataset.kind != "counterfact":
         raise FactlocateError("the sweep uses CounterFact's ES, PS and NS: pass a counterfact dataset")
     if cells is not None:
@@ -83,7 +86,7 @@ def run(model, dataset, records, editor: str, layers: list[int], tokens: list[st
     for token, layer in tqdm(cells, desc=f"sweep {editor}", unit="cell", disable=not progress):
         name = f"{editor}-L{layer}-{token}"
         folder = runner.run(
-            model, dataset, records, editor, out / "runs", params,
+            model, dataset, records if token == "subject_last" else records[:other_cases], editor, out / "runs", params,
             cell_overrides(module, layer, token, overrides or {}, width,
                            None if model is None else int(model.cfg.n_layers)), module=module if pool is None else None,
             progress=False, folder_name=name, hparams_file=hparams_file, pool=pool, model_spec=model_spec,
@@ -97,7 +100,7 @@ def run(model, dataset, records, editor: str, layers: list[int], tokens: list[st
         for t in tokens:
             for layer in layers:
                 grid[m].setdefault((t, layer), None)
-    md = _markdown(grid, tokens, layers, editor, len(records))
+    md = _markdown(grid, tokens, layers, editor, len(records), other_cases)
     write_text(out / "sweep.md", md)
     write_text(out / "sweep.csv", _csv(grid, tokens, layers))
     from factlocate.plots.evaluation import sweep_heatmaps
@@ -106,8 +109,10 @@ def run(model, dataset, records, editor: str, layers: list[int], tokens: list[st
     return md
 
 
-def _markdown(grid, tokens, layers, editor, n) -> str:
-    lines = [f"# {editor} layer x token sweep ({n} cases; post-edit metrics x100)", ""]
+def _markdown(grid, tokens, layers, editor, n, other_cases=None) -> str:
+    cases = f"{n} cases" if other_cases is None or other_cases >= n else \
+        f"{n} cases at the last subject token, the first {other_cases} at the other tokens"
+    lines = [f"# {editor} layer x token sweep ({cases}; post-edit metrics x100)", ""]
     for m in METRICS:
         lines += [f"## {m}", "", "| token | " + " | ".join(f"L{layer}" for layer in layers) + " |",
                   "|---|" + "---:|" * len(layers)]

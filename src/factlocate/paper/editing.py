@@ -59,7 +59,7 @@ def sweep_compute(ctx: Context) -> None:
     records, _ = localisation.known_cases(ctx.model, ds.split("dev"), s.sweep_cases)
     sweep.run(ctx.model, ds, records, s.sweep_editor, sweep_layers(ctx), None, ctx.folder("sweep"),
               s.overrides.get(s.sweep_editor, {}), progress=ctx.progress, split="dev",
-              cells=sweep.grid_cells(sweep_layers(ctx), None, OTHER_EVERY))
+              cells=sweep.grid_cells(sweep_layers(ctx), None, OTHER_EVERY), other_cases=s.sweep_other_cases)
 
 
 def config_layer(s: ReportSettings) -> str:
@@ -99,12 +99,14 @@ def sweep_render(ctx: Context) -> list:
     text = (f"{s.sweep_editor} at the last subject token on {len(table['cases'])} CounterFact `{split}` cases the "
             f"model knows (x100; S is the harmonic mean of ES, PS and NS; CIs resample cases). Best layer by S: "
             f"**{best}**, against its swept neighbours in the last column; the shipped config edits layer "
-            f"{config_layer(s)}. The other key tokens are swept at every {OTHER_EVERY}rd layer.")
+            f"{config_layer(s)}. The other key tokens are swept at every {OTHER_EVERY}rd layer"
+            + ("." if s.sweep_other_cases is None else f", on the first {s.sweep_other_cases} of these cases."))
     return [text, "\n".join(rows), sweep_heatmaps(grid, tokens, layers, s.sweep_editor)]
 
 
 def sweep_command(s: ReportSettings, out: Path) -> str:
     layers = f" --layer {','.join(map(str, s.sweep_layers))}" if s.sweep_layers else ""
+    layers += "" if s.sweep_other_cases is None else f" --other-cases {s.sweep_other_cases}"
     return (f"factlocate sweep --editor {s.sweep_editor} --model {s.model} --dataset {s.counterfact} --split dev "
             f"--known --n {s.sweep_cases}{layers} --other-every {OTHER_EVERY} --out {out}/sweep")
 

@@ -63,6 +63,7 @@ class ReportSettings:
     sweep_editor: str = "rome"
     sweep_cases: int = 10
     sweep_layers: tuple[int, ...] | None = None  # None: every layer
+    sweep_other_cases: int | None = None  # the key tokens other than the last subject's on this many (None: all)
     eval_cases: int = 100
     generation: bool = True  # GE in Table 2
     counterfact: str = "counterfact-sample"  # dataset specs, as for `factlocate eval --dataset`
@@ -91,6 +92,10 @@ class ReportSettings:
             object.__setattr__(self, name, tuple(tuple(x) if isinstance(x, list) else x for x in getattr(self, name)))
         if not all(isinstance(n, int) and n >= 2 for n in self.tune.values()):
             raise FactlocateError(f"report: tune maps editors to their number of dev cases (at least 2), got {self.tune!r}")
+        if self.sweep_other_cases is not None and (not isinstance(self.sweep_other_cases, int)
+                                                   or self.sweep_other_cases < 1):
+            raise FactlocateError(f"report: sweep_other_cases must be a positive integer, "
+                                  f"got {self.sweep_other_cases!r}")
         if self.sweep_layers is not None:
             object.__setattr__(self, "sweep_layers", tuple(self.sweep_layers))
         for entry in self.sequential:
