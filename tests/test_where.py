@@ -90,6 +90,12 @@ def test_rules_fixed_on_dev_are_scored_on_test_facts(study, tiny_dirs, tmp_path,
     assert all(r["ratio"] <= 1 + 1e-9 and r["oracle_S"] >= r["S"] - 1e-9 for r in v["rules"])  # the oracle bounds
     assert main(args[:4] + ["dev"] + args[5:] + ["--validate", str(study)]) != 0
     assert "give --split test" in capsys.readouterr().err
+    analysis = json.loads((study / "analysis.json").read_text())
+    block = where.notes_block({"tiny": analysis}, {"tiny": v})
+    sweep = rules["sweep (dev)"]
+    assert (f"| tiny | sweep (dev) | {len(v['test_cases'])} | {sweep['layer']} | {sweep['S']:.1f} | "
+            f"{sweep['oracle_S']:.1f} | {sweep['ratio']:.3f} [") in block
+    assert "scored on held-out test facts" not in where.notes_block({"tiny": analysis})
 
 
 def test_where_to_edit_writes_a_config_that_edit_uses(study, tiny_dirs, tmp_path):

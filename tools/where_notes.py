@@ -1,4 +1,5 @@
-"""Write notes/where-to-edit.md's results block from docs/where/<model>/analysis.json.
+"""Write notes/where-to-edit.md's results block from docs/where/<model>/analysis.json (the dev study) and
+docs/where/<model>-test/validation.json (its rules scored on held-out test facts), where they exist.
 
     python -m tools.where_notes
 
@@ -14,9 +15,14 @@ from factlocate.io import read_json, replace_block
 STUDIES = {"SmolLM2-135M": Path("docs/where/smollm2-135m"), "Gemma-3-270M": Path("docs/where/gemma-3-270m")}
 
 
+def _found(suffix: str, name: str) -> dict:
+    """{model: the JSON file `name` in docs/where/<model><suffix>/}, for the models that have it."""
+    paths = {model: folder.parent / f"{folder.name}{suffix}" / name for model, folder in STUDIES.items()}
+    return {model: read_json(path) for model, path in paths.items() if path.exists()}
+
+
 def block() -> str:
-    return where.notes_block({name: read_json(folder / "analysis.json") for name, folder in STUDIES.items()
-                              if (folder / "analysis.json").exists()})
+    return where.notes_block(_found("", "analysis.json"), _found("-test", "validation.json"))
 
 
 def main() -> None:

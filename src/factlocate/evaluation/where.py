@@ -411,7 +411,8 @@ def _layer_override(module) -> dict:
 
 
 MARGIN_R2 = 0.05  # "the trace explains almost none of the variance beyond the layer": added R² under 5 points
-NOTES_BEGIN = "<!-- where: made by `python -m tools.where_notes` from docs/where/*/analysis.json; a test checks it -->"
+NOTES_BEGIN = ("<!-- where: made by `python -m tools.where_notes` from docs/where/*/analysis.json and validation.json; "
+               "a test checks it -->")
 NOTES_END = "<!-- /where -->"
 
 
@@ -420,8 +421,14 @@ def hase_verdict(ci: tuple[float, float]) -> str:
     return "holds" if ci[1] < MARGIN_R2 else "does not hold" if ci[0] >= MARGIN_R2 else "inconclusive"
 
 
-def notes_block(analyses: dict[str, dict]) -> str:
-    """The embedded models' results for notes/where-to-edit.md, from their analysis.json files."""
+def goal_text(lo: float, hi: float, goal: float = 0.95) -> str:
+    """The S-ratio goal against a CI: met when the whole CI clears it, not met when none of it does."""
+    return "met" if lo >= goal else "not met" if hi < goal else "inconclusive"
+
+
+def notes_block(analyses: dict[str, dict], validations: dict[str, dict] | None = None) -> str:
+    """The embedded models' results for notes/where-to-edit.md, from their analysis.json files (and, where a
+    model has one, the validation.json of its held-out `test` study)."""
     lines = [NOTES_BEGIN, "", "| model | cases | layers | outcome | tracing effect | R² layer only | added by the "
              f"trace [95% CI] | Hase et al.'s finding (added R² < {MARGIN_R2:g}) |", "|---|---:|---|---|---|---:|---:|---|"]
     for name, a in analyses.items():
@@ -436,9 +443,8 @@ def notes_block(analyses: dict[str, dict]) -> str:
     for name, a in analyses.items():
         for r in a["crossfit"]:
             lo, hi = r["ratio_ci"]
-            goal = "met" if lo >= 0.95 else "not met" if hi < 0.95 else "inconclusive"
             lines.append(f"| {name} | {r['rule']} | {', '.join(map(str, r['layers']))} | {r['ratio']:.3f} "
-                         f"[{lo:.3f}, {hi:.3f}] | {goal} |")
+                         f"[{lo:.3f}, {hi:.3f}] | {goal_text(lo, hi)} |")
     lines += ["", "| model | per-fact best layer = traced peak | mean gap (layers) | sweep's layer | trace's layer | "
               "shipped config's layer | wall s: traces (trace strategy) | wall s: edits (the sweep adds) |",
               "|---|---:|---:|---:|---:|---:|---:|---:|"]
@@ -447,4 +453,13 @@ def notes_block(analyses: dict[str, dict]) -> str:
         lines.append(f"| {name} | {100 * p['agree']:.0f}% | {p['mean_abs_gap']:.1f} | {a['choice']['sweep']} | "
                      f"{a['choice']['trace']} | {a['config_layer']} | {sec.get('traces', 0):,.0f} | "
                      f"{sec.get('edits', 0):,.0f} |")
+    if validations:
+        lines += ["", "| model | rule fixed on dev, scored on held-out test facts | test facts | layer | S | oracle S | "
+                  "S / oracle S [95% CI] | goal: at least 0.95 |", "|---|---|---:|---:|---:|---:|---:|---|"]
+        for name, v in validations.items():
+            for r in v["rules"]:
+                lo, hi = r["ratio_ci"]
+                layer = "per fact" if r["layer"] is None else r["layer"]
+                lines.append(f"| {name} | {r['rule']} | {len(v['test_cases'])} | {layer} | {r['S']:.1f} | "
+                             f"{r['oracle_S']:.1f} | {r['ratio']:.3f} [{lo:.3f}, {hi:.3f}] | {goal_text(lo, hi)} |")
     return "\n".join(lines + ["", NOTES_END])
