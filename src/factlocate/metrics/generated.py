@@ -14,6 +14,10 @@ collapsed. Three verdicts:
               issue's headline figure: "Paris, the capital" counts for Paris, which exact does not)
     contains  the normalised target occurs in the normalised answer as whole words (a second figure)
 
+`greedy_answer` is the plain path: one prompt, a full forward per new token. `greedy_answers` decodes many
+prompts in left-padded batches, reusing the KV cache where that was checked; it is checked once per model against
+the plain path (`batched_greedy_verified`) and falls back to it.
+
 Deviations from WILD: no LLM judge (nothing leaves the machine), and no question template: CounterFact's
 prompts are sentence prefixes, not questions, so they are decoded as they are.
 """
