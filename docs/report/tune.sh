@@ -12,7 +12,10 @@ for model in ${MODELS:-smollm2-135m gemma-3-270m}; do
     echo "start $model $editor $(date -u +%FT%TZ)"
     timeout "$(( $(date -d "${STOP_AT:-23:59}" +%s) - $(date +%s) ))" \
       $F tune --model "$model" --editor "$editor" --dataset counterfact-sample --n 20 \
-      --out "docs/report/$model/tuning/$editor" || { echo "stopped $model $editor $(date -u +%FT%TZ)"; exit 0; }
+      --out "docs/report/$model/tuning/$editor"
+    rc=$?
+    if [ "$rc" = 124 ]; then echo "stopped at STOP_AT: $model $editor $(date -u +%FT%TZ)"; exit 0; fi
+    if [ "$rc" != 0 ]; then echo "failed ($rc): $model $editor $(date -u +%FT%TZ)"; fi
   done
 done
 echo "end $(date -u +%FT%TZ)"
