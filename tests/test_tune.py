@@ -45,3 +45,13 @@ def test_tune_refuses_test_layers_and_a_missing_space(tiny_dirs, tmp_path, capsy
         tune.default_grid("rome")
     assert len(tune.TuneSpec("kn", tune.default_grid("kn")).points()) == len(tune.TuneSpec(
         "ft-l", tune.default_grid("ft-l")).points()) == len(tune.TuneSpec("ft", tune.default_grid("ft")).points())
+
+
+def test_a_choice_at_the_edge_of_its_range_is_named():
+    grid = {"lr": [1e-5, 1e-4, 1e-3], "edit_scale": [1.0, 2.0], "mode": ["a", "b"], "steps": [25]}
+    assert tune.at_edge(grid, {"lr": 1e-3, "edit_scale": 1.0, "mode": "b", "steps": 25}) == \
+        {"lr": "largest", "edit_scale": "smallest"}
+    assert tune.at_edge(grid, {"lr": 1e-4, "edit_scale": 2.0, "mode": "a", "steps": 25}) == {"edit_scale": "largest"}
+    r = {"editor": "ft", "model": "m", "n": 2, "dataset": {"name": "d"}, "split": "dev", "budget_edits": 2,
+         "points": [], "paired": [], "chosen": {}, "at_edge": {"lr": "largest"}}
+    assert "edge of the searched range for lr (the largest value tried)" in tune.markdown(r)

@@ -133,10 +133,26 @@ def analyse(out: str | Path, n_boot: int = 1000, seed: int = 0) -> dict:
             paired.append({"point": p["point"], "gap": gap(cases), "ci": loc.bootstrap(cases, gap, n_boot, seed)})
     result = {"editor": spec.editor, "model": first["model"], "dataset": first["dataset"], "split": SPLIT,
               "grid": spec.grid, "fixed": spec.fixed, "n": spec.n, "cases": cases, "budget_edits": len(points) * len(cases),
-              "points": points, "chosen": points[best]["point"], "paired": paired}
+              "points": points, "chosen": points[best]["point"], "paired": paired,
+              "at_edge": at_edge(spec.grid, points[best]["point"])}
     write_json(out / "tune.json", result)
     write_text(out / "tune.md", markdown(result))
     return result
+
+
+def at_edge(grid: dict, chosen: dict) -> dict[str, str]:
+    """The searched hyperparameters whose chosen value is the smallest or largest of several numbers tried: a
+    wider range might score higher there. {name: "smallest" | "largest"}."""
+    out = {}
+    for name, values in grid.items():
+        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        if len(numbers) < 2 or len(numbers) != len(values):
+            continue
+        if chosen[name] == min(numbers):
+            out[name] = "smallest"
+        elif chosen[name] == max(numbers):
+            out[name] = "largest"
+    return out
 
 
 def markdown(r: dict) -> str:
@@ -154,6 +170,10 @@ def markdown(r: dict) -> str:
         mark = " **(chosen)**" if p["point"] == r["chosen"] else ""
         lines.append(f"| {label}{mark} | {p['ES']:.1f} | {p['PS']:.1f} | {p['NS']:.1f} | "
                      f"{p['S']:.1f} {ci(p['ci'])} | {gap} |")
+    if r.get("at_edge"):
+        lines += ["", "The choice lies at the edge of the searched range for " +
+                  ", ".join(f"{k} (the {v} value tried)" for k, v in r["at_edge"].items()) +
+                  ": a wider range might score higher."]
     return "\n".join(lines) + "\n"
 
 

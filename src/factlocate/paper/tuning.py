@@ -54,19 +54,20 @@ def render(ctx: Context) -> list:
     if not s.tune:
         return ["No hyperparameter is searched on this page. " + note]
     rows = ["| editor | dev cases | points | edits | chosen | S at the choice [95% CI] | S range over the points | "
-            "evidence sha256 |", "|---|---:|---:|---:|---|---:|---:|---|"]
+            "choice at the range's edge | evidence sha256 |", "|---|---:|---:|---:|---|---:|---:|---|---|"]
     for name in s.tune:
         path = ctx.folder(FOLDER) / name / "tune.json"
         if not path.is_file():
-            rows.append(f"| {name} | {s.tune[name]} | | | not searched yet | | | |")
+            rows.append(f"| {name} | {s.tune[name]} | | | not searched yet | | | | |")
             continue
         r = read_json(path)
         best = next(p for p in r["points"] if p["point"] == r["chosen"])
         values = ", ".join(f"{k}={v}" for k, v in r["chosen"].items())
         low, high = min(p["S"] for p in r["points"]), max(p["S"] for p in r["points"])
+        edge = ", ".join(f"{k}: {v} tried" for k, v in r.get("at_edge", {}).items()) or "no"
         rows.append(f"| {name} | {r['n']} | {len(r['points'])} | {r['budget_edits']} | {values} | "
                     f"{best['S']:.1f} [{best['ci'][0]:.1f}, {best['ci'][1]:.1f}] | {low:.1f}-{high:.1f} | "
-                    f"`{file_digest(path)}` |")
+                    f"{edge} | `{file_digest(path)}` |")
     return ["Each tuned editor's space, searched on `dev` with the same number of points; the tables and Figure 6 "
             "edit with the chosen values (each search's table: `tuning/<editor>/tune.md`). " + note, "\n".join(rows)]
 
