@@ -74,7 +74,7 @@ def _columns(model, ds, records) -> tuple[list[tuple[str, float]], str]:
          _per_case(lambda h: portability.score(model, h), hops)),
     ]
     note = (f"Greedy decoding batched (one left-padded batch per case, the KV cache reused where checked) is "
-            f"{slow / fast:.1f}x the plain path over {len(records)} cases, alternated after a warm-up; "
+            f"{slow / fast:.1f}x as fast as the plain path over {len(records)} cases, alternated after a warm-up; "
             f"{differ} of {total} answers differ.")
     return rows, note
 
