@@ -29,11 +29,10 @@ def _greedy_side_by_side(model, records) -> tuple[float, float, int, int]:
     """CounterFact's generated success per case and side, batched (`record_scores`) against the plain path (each
     prompt alone, full forwards), alternated case by case after a warm-up: (batched s, plain s, answers that
     differ, answers)."""
-    from factlocate.metrics import generated
+    from factlocate.metrics import counterfact as cf_metrics, generated
 
     def plain(r):
-        prompts = [r.rewrite_prompt, *r.paraphrase_prompts, *r.neighborhood_prompts]
-        return [generated.greedy_answer(model, p) for p in prompts]
+        return [generated.greedy_answer(model, p) for group in cf_metrics.prompts_of(r).values() for p in group]
 
     def batched(r):
         s = generated.record_scores(model, r)

@@ -227,15 +227,20 @@ def validate(dev_out: str | Path, test_out: str | Path, n_boot: int = 1000, seed
     return result
 
 
+def _rule_cells(r: dict) -> str:
+    """A validated rule's layer, S, oracle S and ratio [CI] as table cells."""
+    ci = "" if r["ratio_ci"] is None else f" [{r['ratio_ci'][0]:.3f}, {r['ratio_ci'][1]:.3f}]"
+    layer = "per fact" if r["layer"] is None else r["layer"]
+    return f"{layer} | {r['S']:.1f} | {r['oracle_S']:.1f} | {r['ratio']:.3f}{ci}"
+
+
 def validation_markdown(v: dict) -> str:
     lines = [f"# Layer rules fixed on dev, scored on {len(v['test_cases'])} test facts: {v['model']}, {v['editor']}",
              "", f"Test layers swept: {', '.join(map(str, v['test_layers']))}. The oracle puts every test fact at its "
              "own best swept layer. CIs: 95%, resampling test facts.", "",
              "| rule | layer | S | oracle S | ratio [CI] |", "|---|---:|---:|---:|---:|"]
     for r in v["rules"]:
-        ci = "" if r["ratio_ci"] is None else f" [{r['ratio_ci'][0]:.3f}, {r['ratio_ci'][1]:.3f}]"
-        layer = "per fact" if r["layer"] is None else r["layer"]
-        lines.append(f"| {r['rule']} | {layer} | {r['S']:.1f} | {r['oracle_S']:.1f} | {r['ratio']:.3f}{ci} |")
+        lines.append(f"| {r['rule']} | {_rule_cells(r)} |")
     if v["not_swept_on_test"]:
         lines += ["", "Not scored (their layer was not swept on test): " +
                   ", ".join(f"{n} (layer {layer})" for n, layer in v["not_swept_on_test"].items()) + "."]
@@ -454,12 +459,10 @@ def notes_block(analyses: dict[str, dict], validations: dict[str, dict] | None =
                      f"{a['choice']['trace']} | {a['config_layer']} | {sec.get('traces', 0):,.0f} | "
                      f"{sec.get('edits', 0):,.0f} |")
     if validations:
-        lines += ["", "| model | rule fixed on dev, scored on held-out test facts | test facts | layer | S | oracle S | "
-                  "S / oracle S [95% CI] | goal: at least 0.95 |", "|---|---|---:|---:|---:|---:|---:|---|"]
+        lines += ["", "| model | rule fixed on dev, scored on held-out test facts | test facts | layer | S | "
+                  "oracle S | S / oracle S [95% CI] | goal: at least 0.95 |", "|---|---|---:|---:|---:|---:|---:|---|"]
         for name, v in validations.items():
             for r in v["rules"]:
-                lo, hi = r["ratio_ci"]
-                layer = "per fact" if r["layer"] is None else r["layer"]
-                lines.append(f"| {name} | {r['rule']} | {len(v['test_cases'])} | {layer} | {r['S']:.1f} | "
-                             f"{r['oracle_S']:.1f} | {r['ratio']:.3f} [{lo:.3f}, {hi:.3f}] | {goal_text(lo, hi)} |")
+                lines.append(f"| {name} | {r['rule']} | {len(v['test_cases'])} | {_rule_cells(r)} | "
+                             f"{goal_text(*r['ratio_ci'])} |")
     return "\n".join(lines + ["", NOTES_END])
