@@ -18,6 +18,8 @@ def register(sub) -> None:
                    help="values to try (repeat per hyperparameter; default: the shipped configs/tune/<editor>.yaml)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a hyperparameter every point shares (e.g. layer=1 on a model with no shipped config)")
+    p.add_argument("--extend", type=int, default=None, metavar="K",
+                   help="points tried beyond an edge the choice lies on, per hyperparameter (default 2; 0: none)")
     p.add_argument("--out", required=True, help="search folder (a rerun resumes; a larger --n extends it)")
     p.add_argument("--config", default=None, metavar="FILE", help="write the editor's config with the chosen values")
     p.set_defaults(func=run_tune)
@@ -42,7 +44,7 @@ def run_tune(args) -> int:
     if args.split != tune.SPLIT:
         raise FactlocateError("tune chooses on dev only: the test split is for reporting")
     spec = tune.TuneSpec(args.editor, parse_grid(args.grid) or tune.default_grid(args.editor), args.n,
-                         parse_overrides(args.set))
+                         parse_overrides(args.set), tune.EXTEND if args.extend is None else args.extend)
     check_out_dir(args.out)
     ds = datasets.load(args.dataset, allow_download=False)
     records = ds.split(tune.SPLIT)

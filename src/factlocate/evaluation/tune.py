@@ -9,7 +9,14 @@ cases) is chosen; a tie goes to the earlier point. Every point's S has a 95% CI 
 chosen point is compared with each other one, paired over the same cases.
 
 Without `--grid` the editor's search space is the shipped `configs/tune/<editor>.yaml`: the same number of
-points for every editor, so each gets the same budget (points x cases edits). The search writes
+points for every editor, so each gets the same budget (points x cases edits).
+
+A choice at the edge of its range says a wider range might score higher, so every search follows one rule
+(`extend`, default 2): while the chosen value of a numeric hyperparameter is the largest or smallest tried, the
+next value beyond it is tried (the edge times the ratio of the two outermost values; their difference where a
+value is not positive), the other hyperparameters at their chosen values, at most `extend` times per
+hyperparameter. The rule is the same for every editor, and the points it adds are marked in the table. The
+search writes
 
     DIR/tune.json   the grid, every point's ES/PS/NS/S with CIs, the choice, the paired gaps, the dataset's
                     name, digest and split, the model and the budget
@@ -32,6 +39,7 @@ from factlocate.io import file_digest, read_json, write_json, write_text
 from factlocate.metrics import localisation as loc
 
 SPLIT = "dev"
+EXTEND = 2  # the default number of points a search may try beyond each edge its choice lies on
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +51,11 @@ class TuneSpec:
     grid: dict
     n: int = 20
     fixed: dict = dataclasses.field(default_factory=dict)
+    extend: int = EXTEND  # points tried beyond an edge the choice lies on, at most, per hyperparameter
 
     def __post_init__(self):
+        if not isinstance(self.extend, int) or self.extend < 0:
+            raise FactlocateError(f"extend is a number of points (0 or more), got {self.extend!r}")
         if not isinstance(self.n, int) or self.n < 2:
             raise FactlocateError(f"a search needs at least 2 cases (for its CIs), got n={self.n!r}")
         if not self.grid or not all(isinstance(v, list) and v for v in self.grid.values()):
@@ -72,8 +83,10 @@ def point_name(editor: str, point: dict) -> str:
 
 
 def run(model, dataset, records: list, spec: TuneSpec, out: str | Path, progress: bool = True) -> Path:
-    """Evaluate every point on the first `spec.n` records (the dev split's, in order); resumable. Returns `out`."""
+    """Evaluate every point on the first `spec.n` records (the dev split's, in order), then the points beyond an
+    edge (`extension`); resumable. Returns `out`."""
     from factlocate.evaluation import runner
+    from factlocate.evaluation.where import aggregate_s
 
     if dataset.kind != "counterfact":
         raise FactlocateError("tune scores CounterFact's S (ES, PS, NS): pass a counterfact dataset")
@@ -81,13 +94,51 @@ def run(model, dataset, records: list, spec: TuneSpec, out: str | Path, progress
     chosen = list(records)[: spec.n]
     if len(chosen) < spec.n:
         raise FactlocateError(f"the {SPLIT} split holds {len(chosen)} cases, fewer than n={spec.n}")
+    cases = [r.case_id for r in chosen]
     params = runner.EvalParams(generation=False)
-    for point in spec.points():
-        runner.run(model, dataset, chosen, spec.editor, out / "runs", params, overrides={**spec.fixed, **point},
-                   folder_name=point_name(spec.editor, point), progress=progress, split=SPLIT)
-    write_json(out / "spec.json", {**dataclasses.asdict(spec), "split": SPLIT,
-                                   "cases": [r.case_id for r in chosen]})
+    tried, i = spec.points(), 0
+    while i < len(tried):
+        runner.run(model, dataset, chosen, spec.editor, out / "runs", params, overrides={**spec.fixed, **tried[i]},
+                   folder_name=point_name(spec.editor, tried[i]), progress=progress, split=SPLIT)
+        i += 1
+        if i == len(tried):  # the grid (and any extension) is done: is the choice at an edge?
+            scores = [aggregate_s(_rows(out / "runs" / point_name(spec.editor, p), cases)) for p in tried]
+            beyond = extension(spec.grid, tried, tried[best_index(scores)], spec.extend)
+            tried += [beyond] if beyond is not None else []
+    write_json(out / "spec.json", {**dataclasses.asdict(spec), "split": SPLIT, "cases": cases,
+                                   "extended": tried[len(spec.points()):]})
     return out
+
+
+def best_index(scores: list[float]) -> int:
+    """The highest S; a tie goes to the earlier point."""
+    return max(range(len(scores)), key=lambda i: (round(scores[i], 6), -i))
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def extension(grid: dict, tried: list[dict], chosen: dict, extend: int) -> dict | None:
+    """The next point beyond the edge the choice lies on (see the module docstring), or None.
+
+    A hyperparameter is extended while its chosen value is the smallest or largest of the values tried and fewer
+    than `extend` values outside the grid's own range have been tried; the first such hyperparameter (in the
+    grid's order) is extended first."""
+    values = {k: sorted({p[k] for p in tried}) for k in grid}
+    for name, side in at_edge(values, chosen).items():
+        inside = [v for v in values[name] if min(grid[name]) <= v <= max(grid[name])]
+        if len(values[name]) - len(inside) >= extend:
+            continue
+        edge, inner = (values[name][-1], values[name][-2]) if side == "largest" else (values[name][0], values[name][1])
+        step = edge * (edge / inner) if edge > 0 and inner > 0 else edge + (edge - inner)
+        if all(isinstance(v, int) for v in grid[name]):
+            step = int(round(step))
+        else:
+            step = float(f"{step:.6g}")
+        if step != edge:
+            return {**chosen, name: step}
+    return None
 
 
 def _rows(folder: Path, cases: list) -> list[dict]:
@@ -106,10 +157,11 @@ def analyse(out: str | Path, n_boot: int = 1000, seed: int = 0) -> dict:
 
     out = Path(out)
     saved = read_json(out / "spec.json")
-    spec = TuneSpec(saved["editor"], saved["grid"], saved["n"], saved.get("fixed", {}))
+    spec = TuneSpec(saved["editor"], saved["grid"], saved["n"], saved.get("fixed", {}), saved.get("extend", 0))
     cases = saved["cases"]
+    tried = spec.points() + saved.get("extended", [])
     rows = {}
-    for point in spec.points():
+    for point in tried:
         folder = out / "runs" / point_name(spec.editor, point)
         rows[point_name(spec.editor, point)] = _rows(folder, cases)
     first = read_json(out / "runs" / point_name(spec.editor, spec.points()[0]) / "params.json")
@@ -119,12 +171,12 @@ def analyse(out: str | Path, n_boot: int = 1000, seed: int = 0) -> dict:
         return lambda cs: aggregate_s([by[c] for c in cs])
 
     points = []
-    for point in spec.points():
+    for i, point in enumerate(tried):
         name = point_name(spec.editor, point)
         means = {m: 100 * float(sum(r[m] for r in rows[name]) / len(cases)) for m in ("ES", "PS", "NS")}
         points.append({"point": point, "name": name, **means, "S": s_of(name)(cases),
-                       "ci": loc.bootstrap(cases, s_of(name), n_boot, seed)})
-    best = max(range(len(points)), key=lambda i: (round(points[i]["S"], 6), -i))
+                       "ci": loc.bootstrap(cases, s_of(name), n_boot, seed), "beyond_grid": i >= len(spec.points())})
+    best = best_index([p["S"] for p in points])
     paired = []
     for i, p in enumerate(points):
         if i != best:
@@ -132,9 +184,9 @@ def analyse(out: str | Path, n_boot: int = 1000, seed: int = 0) -> dict:
                 return s_of(points[best]["name"])(cs) - s_of(points[i]["name"])(cs)
             paired.append({"point": p["point"], "gap": gap(cases), "ci": loc.bootstrap(cases, gap, n_boot, seed)})
     result = {"editor": spec.editor, "model": first["model"], "dataset": first["dataset"], "split": SPLIT,
-              "grid": spec.grid, "fixed": spec.fixed, "n": spec.n, "cases": cases, "budget_edits": len(points) * len(cases),
-              "points": points, "chosen": points[best]["point"], "paired": paired,
-              "at_edge": at_edge(spec.grid, points[best]["point"])}
+              "grid": spec.grid, "fixed": spec.fixed, "extend": spec.extend, "n": spec.n, "cases": cases,
+              "budget_edits": len(points) * len(cases), "points": points, "chosen": points[best]["point"],
+              "paired": paired, "at_edge": at_edge({k: [p[k] for p in tried] for k in spec.grid}, points[best]["point"])}
     write_json(out / "tune.json", result)
     write_text(out / "tune.md", markdown(result))
     return result
@@ -145,8 +197,8 @@ def at_edge(grid: dict, chosen: dict) -> dict[str, str]:
     wider range might score higher there. {name: "smallest" | "largest"}."""
     out = {}
     for name, values in grid.items():
-        numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        if len(numbers) < 2 or len(numbers) != len(values):
+        numbers = sorted({v for v in values if _number(v)})
+        if len(numbers) < 2 or not all(_number(v) for v in values):
             continue
         if chosen[name] == min(numbers):
             out[name] = "smallest"
@@ -167,9 +219,12 @@ def markdown(r: dict) -> str:
         label = ", ".join(f"{k}={v}" for k, v in p["point"].items())
         g = gaps.get(str(p["point"]))
         gap = "" if g is None else f"{g['gap']:.1f} {ci(g['ci'])}"
-        mark = " **(chosen)**" if p["point"] == r["chosen"] else ""
+        mark = (" (beyond the grid)" if p.get("beyond_grid") else "") + (" **(chosen)**" if p["point"] == r["chosen"] else "")
         lines.append(f"| {label}{mark} | {p['ES']:.1f} | {p['PS']:.1f} | {p['NS']:.1f} | "
                      f"{p['S']:.1f} {ci(p['ci'])} | {gap} |")
+    if any(p.get("beyond_grid") for p in r["points"]):
+        lines += ["", f"Points beyond the grid: the choice lay at an edge, and the search tried the next value "
+                      f"beyond it (at most {r.get('extend', 0)} per hyperparameter, the same rule for every editor)."]
     if r.get("at_edge"):
         lines += ["", "The choice lies at the edge of the searched range for " +
                   ", ".join(f"{k} (the {v} value tried)" for k, v in r["at_edge"].items()) +

@@ -1,7 +1,8 @@
 """The page's own hyperparameter search for the baselines: a section before the tables, on `dev` only.
 
 `ReportSettings.tune` maps each tuned editor to its number of `dev` cases (`{"ft": 20, "ft-l": 20, "kn": 20}`).
-Each is searched over its shipped space (`configs/tune/<editor>.yaml`, the same number of points for each) into
+Each is searched over its shipped space (`configs/tune/<editor>.yaml`, the same number of points for each, and
+the same rule for a choice at an edge of it: `tune.extension`) into
 DIR/tuning/<editor> (`factlocate tune`'s resumable folder), and the tables and Figure 6 edit with the chosen
 values. Editors not listed keep their configs, and the section says which were not tuned.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from factlocate.errors import FactlocateError
+from factlocate.evaluation.tune import EXTEND
 from factlocate.io import file_digest, read_json
 from factlocate.paper.context import Context, q
 from factlocate.paper.settings import ReportSettings
@@ -30,7 +32,7 @@ def chosen(s: ReportSettings, name: str, out: Path) -> dict:
 
 def params(s: ReportSettings) -> dict:
     return dict(model=s.model, tune=dict(s.tune), dataset=s.counterfact, split="dev",
-                fixed={k: s.overrides.get(k, {}) for k in s.tune})
+                fixed={k: s.overrides.get(k, {}) for k in s.tune}, extend=EXTEND)
 
 
 def compute(ctx: Context) -> None:
@@ -68,8 +70,10 @@ def render(ctx: Context) -> list:
         rows.append(f"| {name} | {r['n']} | {len(r['points'])} | {r['budget_edits']} | {values} | "
                     f"{best['S']:.1f} [{best['ci'][0]:.1f}, {best['ci'][1]:.1f}] | {low:.1f}-{high:.1f} | "
                     f"{edge} | `{file_digest(path)}` |")
-    return ["Each tuned editor's space, searched on `dev` with the same number of points; the tables and Figure 6 "
-            "edit with the chosen values (each search's table: `tuning/<editor>/tune.md`). " + note, "\n".join(rows)]
+    return ["Each tuned editor's space, searched on `dev` with the same number of points and one rule for a choice "
+            f"at an edge of it (the next value beyond the edge is tried, at most {EXTEND} per hyperparameter; "
+            "counted in the points column); the tables and Figure 6 edit with the chosen values (each "
+            "search's table: `tuning/<editor>/tune.md`). " + note, "\n".join(rows)]
 
 
 def command(s: ReportSettings, out: Path) -> str:
