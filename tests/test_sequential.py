@@ -345,6 +345,9 @@ def test_scan_writes_memit_and_every_setting_and_resumes(tiny_dirs, tmp_path, mo
     assert scan(tmp_path / "scan.json") == 0
     data = json.loads((tmp_path / "scan.json").read_text())
     assert [r["editor"] for r in data["rows"]] == ["unedited", "memit", "alphaedit", "alphaedit"]
+    dev = datasets.load("counterfact-sample").split("dev")
+    assert data["split"] == "dev" and data["case_ids"] == [r.case_id for r in dev[:2]]  # it chooses: dev only
+    assert data["choice"] == alphaedit_scan.choose(data["rows"])
     assert data["hparams"]["layers"] == [1, 2] and data["command"].endswith("scan.json")
     assert not (tmp_path / "scan.json.partial").exists()
     everything = data["rows"][3]  # a threshold above every singular value: the whole space is free
@@ -438,6 +441,44 @@ def test_sequential_logs_generated_efficacy_and_portability_per_batch(tiny_gpt2,
     assert "portability, batch 1" in "\n".join(sequential.trajectory(sequential.load_runs(tmp_path / "runs")[0]))
     old = {"sequential": {"edits": 2, "batch": 1}}
     assert sequential.protocol.same_run(old, {"sequential": {"edits": 2, "batch": 1, "gen_probe": 0,
-                                                             "portability": None}})
+                                                             "portability": None, "leave_out": None}})
     assert not sequential.protocol.same_run(old, {"sequential": {"edits": 2, "batch": 1, "gen_probe": 10,
                                                                  "portability": None}})
+
+
+def test_a_sequential_run_leaves_out_the_cases_choices_were_made_on(tiny_gpt2, tmp_path):
+    """With leave_out, no record sharing a text with the named split's records is edited, and params.json says
+    how many were left out."""
+    ds = datasets.load("counterfact-sample")
+    dev, test = ds.split("dev"), ds.split("test")
+    params = sequential.SequentialParams(edits=2, batch=1, probe_cases=1, ppl_tokens=100, gen_cases=0, gen_probe=0,
+                                         leave_out="counterfact-sample:dev")
+    records = dev[:2] + test[:3]
+    assert sequential.eligible(records, params) == (test[:3], 2)
+    assert sequential.eligible(records, dataclasses.replace(params, leave_out=None)) == (records, 0)
+    folder = sequential.run(tiny_gpt2, ds, records, "rome", tmp_path, params,
+                            dict(layer=1, v_num_grad_steps=2, stats_tokens=STATS_TOKENS,
+                                 context_template_lengths=[[5, 1]]), progress=False)
+    saved = json.loads((folder / "params.json").read_text())
+    assert saved["case_ids"] == [r.case_id for r in test[:2]] and saved["left_out"] == 2
+    assert saved["sequential"]["leave_out"] == "counterfact-sample:dev"
+    with pytest.raises(FactlocateError, match="DATASET:SPLIT"):
+        sequential.SequentialParams(edits=1, batch=1, leave_out="counterfact-sample")
+
+
+def test_the_scans_rule_keeps_the_papers_values_where_they_qualify():
+    from tools.alphaedit_scan import choose
+
+    def row(threshold, l2, es, ns, ppl):
+        return {"editor": "alphaedit", "threshold": threshold, "L2": l2, "ES": es, "NS": ns, "ppl": ppl}
+
+    memit_row = {"editor": "memit", "ES": 0.98, "NS": 0.70, "ppl": 40.0}
+    lower = row(1e-2, 10.0, 0.97, 0.69, 39.0)  # qualifies, at less perplexity than the paper's
+    paper = row(2e-2, 10.0, 0.99, 0.70, 39.5)
+    assert choose([memit_row, lower, paper])["threshold"] == 2e-2  # the paper's qualify: they stand
+    weak = row(2e-2, 10.0, 0.90, 0.70, 38.0)  # writes the batch too badly to qualify
+    chosen = choose([memit_row, lower, weak, row(5e-3, 1.0, 0.99, 0.60, 37.0)])
+    assert (chosen["threshold"], chosen["L2"], chosen["qualified"], chosen["paper_qualifies"]) == (1e-2, 10.0, 1, False)
+    empty = dict(row(1e-9, 10.0, 0.99, 0.70, 30.0), empty_null_space=True)
+    assert choose([memit_row, weak, empty]) == {"threshold": 2e-2, "L2": 10.0, "qualified": 0,
+                                                 "paper_qualifies": False, "rule": chosen["rule"]}

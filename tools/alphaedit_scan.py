@@ -1,12 +1,12 @@
 """AlphaEdit's null-space threshold and L2 on one batch, against MEMIT: what each setting writes and what it breaks.
 
-    python -m tools.alphaedit_scan --model smollm2-135m --n 100 --thresholds 5e-3,1e-2,2e-2 --l2 10,1,0.1 \
-        --out docs/alphaedit-scan/smollm2-135m.json
+    python -m tools.alphaedit_scan --model smollm2-135m --split dev --n 100 --thresholds 5e-3,1e-2,2e-2 \
+        --l2 10,1,0.1 --out docs/alphaedit-scan/smollm2-135m-dev.json
 
 Both thresholds are absolute and the paper's values (2e-2, L2 10) were set on GPT-2 XL, GPT-J and Llama-3
-keys, so a new model needs its own. The first `n` CounterFact requests (file order, as the sequential run takes
-them) get their targets z once; they depend on the weights and the requests only. Each setting then writes
-its update on the unedited weights, is measured and reverted:
+keys, so a new model needs its own. The scan chooses, so it reads the dataset's `dev` split only: the first `n`
+distinct dev requests (in the split's order) get their targets z once; they depend on the weights and the
+requests only. Each setting then writes its update on the unedited weights, is measured and reverted:
 
 * kept: directions in the null space per layer (a threshold below every singular value keeps none: AlphaEdit
   then refuses to edit, and its row, marked `empty_null_space`, measures the unedited weights);
@@ -15,8 +15,11 @@ its update on the unedited weights, is measured and reverted:
 * ppl: perplexity on the sequential run's WikiText-2 slice;
 * ‖ΔW‖: the update's Frobenius norm, summed over the layers.
 
-MEMIT's own update from the same z's, at MEMIT's λ for the model, is the first row. The JSON keeps every row
-and the command's settings.
+MEMIT's own update from the same z's, at MEMIT's λ for the model, is the first row. The JSON keeps every row,
+the command's settings, the split and the dataset's digest, and the setting one stated rule chooses (`choose`).
+A setting qualifies when it writes the batch about as well as MEMIT and keeps its neighbourhood (ES and NS each
+at least MEMIT's minus 0.02). The paper's values stand where they qualify; otherwise the qualifying setting with
+the lowest perplexity is chosen, and where none qualifies the paper's values stay, flagged.
 
 A model without an AlphaEdit config (the usual reason to scan) starts from its MEMIT config: AlphaEdit is
 MEMIT plus the null space, so the layers and target settings carry over and only the two thresholds are new.
@@ -56,6 +59,22 @@ def scan_hparams(model_spec: str, overrides: dict, path: str | None = None):
 
 
 PER_ROW = ("nullspace_threshold", "L2", "mom2_update_weight")  # set per row, not shared by the rows' targets
+PAPER = {"threshold": 2e-2, "L2": 10.0}  # the paper's values, for GPT-2 XL, GPT-J and Llama-3
+TOLERANCE = 0.02  # how far below MEMIT's ES and NS a chosen setting may be
+
+
+def choose(rows: list[dict], tolerance: float = TOLERANCE) -> dict:
+    """The setting the config takes (see the module docstring): {"threshold", "L2", "qualified", "rule"}."""
+    memit_row = next(r for r in rows if r["editor"] == "memit")
+    ok = [r for r in rows if r["editor"] == "alphaedit" and not r.get("empty_null_space")
+          and r["ES"] >= memit_row["ES"] - tolerance and r["NS"] >= memit_row["NS"] - tolerance]
+    rule = (f"qualifies: ES and NS each at least MEMIT's minus {tolerance}; the paper's values where they qualify, "
+            "else the qualifying setting of lowest perplexity, else the paper's values")
+    setting = [{"threshold": r["threshold"], "L2": r["L2"]} for r in ok]
+    if PAPER in setting or not ok:
+        return {**PAPER, "qualified": len(ok), "paper_qualifies": PAPER in setting, "rule": rule}
+    best = min(range(len(ok)), key=lambda i: ok[i]["ppl"])
+    return {**setting[best], "qualified": len(ok), "paper_qualifies": False, "rule": rule}
 
 
 def memit_part(hp, model_spec: str, overrides: dict):
@@ -129,6 +148,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="smollm2-135m")
     p.add_argument("--dataset", default="counterfact-sample")
+    p.add_argument("--split", default="dev", help="dev only: the scan chooses, so it never reads test cases")
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--probe", type=int, default=20)
     p.add_argument("--thresholds", default="5e-3,1e-2,2e-2")
@@ -136,6 +156,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", required=True)
     add_hparams_args(p)
     args = p.parse_args(argv)
+    if args.split != "dev":
+        raise FactlocateError("the scan chooses the threshold: it reads the dev split only")
     thresholds = [float(x) for x in args.thresholds.split(",")]
     l2s = [float(x) for x in args.l2.split(",")]
     overrides = hparams_overrides(args, alphaedit.HParams, alphaedit.NAME)
@@ -144,13 +166,14 @@ def main(argv=None) -> int:
         return scan_hparams(args.model, {"nullspace_threshold": thresholds[0], **overrides, **changes}, args.hparams)
 
     ds = datasets.load(args.dataset, allow_download=False)
-    records, _ = sequential.select(ds.records, args.n)
+    records, _ = sequential.select(ds.split(args.split), args.n)
     requests = [r.request() for r in records]
     probe = records[: args.probe]
     hp = hparams()
     mhp = memit_part(hp, args.model, overrides)
     shared = {k: v for k, v in dataclasses.asdict(hp).items() if k not in PER_ROW}
-    saved = Checkpoint(Path(args.out), {"model": args.model, "dataset": ds.name, "case_ids": [r.case_id for r in records],
+    saved = Checkpoint(Path(args.out), {"model": args.model, "dataset": ds.name, "digest": ds.digest,
+                                        "split": args.split, "case_ids": [r.case_id for r in records],
                                         "probe": len(probe), "hparams": shared})
     model = load_model(args.model)
     templates = context_templates.context_templates(model, hp.context_template_lengths, seed=hp.seed)
@@ -188,9 +211,10 @@ def main(argv=None) -> int:
             rows.append(saved.row({"editor": "alphaedit", "threshold": threshold, "L2": l2},
                                   functools.partial(write, threshold, l2)))
     command = tools.command("alphaedit_scan", argv)
-    write_json(args.out, {"command": command, "model": args.model, "dataset": ds.name, "n": len(records),
+    write_json(args.out, {"command": command, "model": args.model, "dataset": ds.name, "digest": ds.digest,
+                          "split": args.split, "case_ids": [r.case_id for r in records], "n": len(records),
                           "perplexity_text": PERPLEXITY_CORPUS, "stats_text": hp.stats_corpus,
-                          "probe": len(probe), "hparams": shared, "rows": rows})
+                          "probe": len(probe), "hparams": shared, "rows": rows, "choice": choose(rows)})
     saved.remove()
     print(f"wrote {args.out}")
     return 0

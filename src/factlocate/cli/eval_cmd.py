@@ -34,6 +34,9 @@ def register(sub) -> None:
                    help="cases of each logged batch judged on their greedy answer (0: none)")
     g.add_argument("--portability", default=None, metavar="FILE",
                    help="a one-hop file: the first batch's one-hop questions at every logged point")
+    g.add_argument("--leave-out", default=None, metavar="DATASET:SPLIT",
+                   help="edit no record sharing a text with that split's records, e.g. counterfact-sample:dev "
+                        "(the cases choices were made on)")
     g.add_argument("--export", default=None, metavar="DIR",
                    help="after the run, save the model with its final deltas as a Hugging Face folder "
                         "(DIR/<editor> when several editors run)")
@@ -171,14 +174,14 @@ def _run_sequential(args, names: list[str], overrides: dict) -> int:
     params = sequential.SequentialParams(
         edits=args.edits, batch=args.batch, log_every=args.log_every, probe_cases=args.probe_cases,
         gen_cases=0 if args.no_generation else args.gen_cases, max_length=args.max_length, seed=args.seed,
-        gen_probe=args.gen_probe, portability=args.portability)
+        gen_probe=args.gen_probe, portability=args.portability, leave_out=args.leave_out)
     ds = datasets.load(args.dataset)
     if ds.kind != "counterfact":
         raise FactlocateError("--sequential uses CounterFact records: pass --dataset counterfact-sample, counterfact or counterfact:PATH")
     if ds.note:
         print(f"factlocate: {ds.note}", file=sys.stderr)
     records = (ds.split(args.split) if args.split else ds.records)[args.start:]
-    sequential.select(records, params.edits)  # fail on too few facts before loading the model
+    sequential.select(sequential.eligible(records, params)[0], params.edits)  # too few facts: fail before loading
     model = load_model(args.model or DEFAULT_MODEL)
     for name in names:
         folder = sequential.run(model, ds, records, name, args.out, params, overrides, args.hparams)

@@ -3,6 +3,7 @@
     texts(record)                       every prompt a record holds, whatever its field
     all_texts(records)                  the union over records
     check_disjoint(test, others, what)  a one-line error naming the first shared text, else None
+    outside(records, reserved)          the records that share no text with any reserved record
 
 A record's texts are its rewrite prompt (filled with the subject), and for CounterFact its paraphrase,
 neighbourhood, attribute and generation prompts; for zsRE its paraphrases and its locality question.
@@ -69,3 +70,10 @@ def check_disjoint(test_records, others: Iterable[set[str]], what: str) -> None:
         i, text = hits[0]
         raise FactlocateError(f"{what}: {len(hits)} item(s) share text with the test split, the first (item {i}) "
                               f"{text!r}; test text must never be tuned or trained on")
+
+
+def outside(records: list, reserved: list) -> tuple[list, int]:
+    """The records (in order) that share no text with any of `reserved`, and how many were left out."""
+    banned = all_texts(reserved)
+    kept = [r for r in records if not texts(r) & banned]
+    return kept, len(records) - len(kept)

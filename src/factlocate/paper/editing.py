@@ -311,7 +311,8 @@ def sequential_compute(ctx: Context) -> None:
     ds = datasets.load(s.sequential_dataset)
     for editor, edits, batch, log_every in s.sequential:
         params = sequential.SequentialParams(edits=edits, batch=batch, log_every=log_every,
-                                             portability=s.portability.get("counterfact"))
+                                             portability=s.portability.get("counterfact"),
+                                             leave_out=s.sequential_leave_out)
         sequential.run(ctx.model, ds, ds.records, editor, ctx.folder("sequential"), params,
                        page_overrides(s, editor, ctx.out), progress=ctx.progress)
 
@@ -342,6 +343,8 @@ def sequential_partial(ctx: Context) -> list:
 
 
 def sequential_command(s: ReportSettings, out: Path) -> str:
+    extra = "".join(f" --{flag} {q(value)}" for flag, value in (("portability", s.portability.get("counterfact")),
+                                                              ("leave-out", s.sequential_leave_out)) if value)
     return "\n".join(f"factlocate eval --sequential --editor {e} --edits {n} --batch {b} --log-every {k} "
-                     f"--model {s.model} --dataset {s.sequential_dataset} --out {out}/sequential"
+                     f"--model {s.model} --dataset {s.sequential_dataset}{extra} --out {out}/sequential"
                      for e, n, b, k in s.sequential)

@@ -67,7 +67,8 @@ SECTIONS = (
     Section("sequential", "sequential", "Sequential editing: damage as edits accumulate",
             lambda s: dict(model=s.model, runs=s.sequential, dataset=s.sequential_dataset, overrides=s.overrides,
                            **({"portability": s.portability["counterfact"]} if s.portability.get("counterfact")
-                              else {})),
+                              else {}),
+                           **({"leave_out": s.sequential_leave_out} if s.sequential_leave_out else {})),
             editing.sequential_command, editing.sequential_render, editing.sequential_compute,
             lambda: numbers.SEQUENTIAL, editing.sequential_partial, ("runs", "sequential")),
 )

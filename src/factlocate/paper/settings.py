@@ -73,6 +73,7 @@ class ReportSettings:
     curie_editors: tuple[str, ...] = CURIE_EDITORS
     sequential: tuple[tuple[str, int, int, int], ...] = SEQUENTIAL
     sequential_dataset: str = "counterfact-sample"
+    sequential_leave_out: str | None = None  # "DATASET:SPLIT" the sequential runs never edit (the dev cases)
     overrides: dict = field(default_factory=dict)  # {editor: {hyperparameter: value}}, e.g. for tiny models
     train: dict = field(default_factory=dict)  # {variant: data}, e.g. {"mend-cf": "cf:PATH"}: trained on the page
     tune: dict = field(default_factory=dict)  # {editor: dev cases}, e.g. {"ft-l": 20}: searched on the page (dev)

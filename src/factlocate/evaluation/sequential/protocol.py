@@ -3,7 +3,10 @@
     factlocate eval --sequential --editor memit --batch 100 --edits 1000 --model smollm2-135m --out DIR
 
 Records are taken in file order; a record whose subject and relation were already edited in
-this run is skipped (and counted), so no fact is rewritten twice. For each batch:
+this run is skipped (and counted), so no fact is rewritten twice. With `leave_out` ("DATASET:SPLIT",
+`--leave-out counterfact-sample:dev`) a record sharing any text with that split's records is not
+edited either (`leakage.outside`), so a run reports on none of the cases choices were made on; how
+many were left out is in params.json. For each batch:
 
 1. the editor computes its deltas on the current weights (AlphaEdit also gets its running
    state: the null-space projections and the keys of every earlier batch). Context templates
@@ -45,6 +48,7 @@ from tqdm.auto import tqdm
 
 from factlocate import arch
 from factlocate.datasets.corpus import PERPLEXITY_CORPUS
+from factlocate.datasets import leakage
 from factlocate.editors.keyvalue import key_stats
 from factlocate.errors import FactlocateError
 from factlocate.evaluation.sequential import state
@@ -70,6 +74,7 @@ class SequentialParams:
     seed: int = 0  # generation seed (case c samples with seed + c)
     gen_probe: int = 10  # per logged batch: this many of its cases judged on their greedy answer (0: none)
     portability: str | None = None  # a one-hop file: the first batch's one-hop questions at every logged point
+    leave_out: str | None = None  # "DATASET:SPLIT": records sharing a text with that split's are not edited
 
     def __post_init__(self):
         for name in ("edits", "batch", "log_every", "probe_cases", "ppl_tokens"):
@@ -79,10 +84,12 @@ class SequentialParams:
             raise FactlocateError("--gen-cases must be >= 0")
         if not isinstance(self.gen_probe, int) or self.gen_probe < 0:
             raise FactlocateError("--gen-probe must be >= 0")
+        if self.leave_out is not None and self.leave_out.rpartition(":")[2] not in ("dev", "test"):
+            raise FactlocateError(f"--leave-out expects DATASET:SPLIT (dev or test), got {self.leave_out!r}")
 
 
 # A run logged before these fields existed measured neither.
-BEFORE = {"gen_probe": 0, "portability": None}
+BEFORE = {"gen_probe": 0, "portability": None, "leave_out": None}
 
 
 def same_run(old: dict, new: dict) -> bool:
@@ -91,6 +98,17 @@ def same_run(old: dict, new: dict) -> bool:
     if old == new or "sequential" not in old:
         return old == new
     return {**old, "sequential": {**BEFORE, **old["sequential"]}} == new
+
+
+def eligible(records: list, params: SequentialParams) -> tuple[list, int]:
+    """The records a run may edit: all of them, or with `leave_out` those sharing no text with that split's
+    records (the ones choices were made on), and how many were left out."""
+    if params.leave_out is None:
+        return list(records), 0
+    from factlocate import datasets
+
+    spec, _, split = params.leave_out.rpartition(":")
+    return leakage.outside(records, datasets.load(spec, allow_download=False).split(split))
 
 
 def select(records: list, n: int) -> tuple[list, int]:
@@ -173,12 +191,14 @@ def run(model, dataset, records: list, editor: str, out: str | Path, params: Seq
     declared, hparams = editor_and_hparams(editor, identity(model).spec, overrides, hparams_file=hparams_file)
     if declared is None:
         raise FactlocateError("the sequential protocol edits: choose an editor, not 'unedited'")
+    records, left_out = eligible(records, params)
     chosen, skipped = select(records, params.edits)
     folder = RunFolder(Path(out) / editor, group="final").open({
         "model": identity(model).spec, "editor": editor, "hparams": dataclasses.asdict(hparams),
         "dataset": {"kind": dataset.kind, "name": dataset.name, "digest": dataset.digest},
         "sequential": dataclasses.asdict(params), "case_ids": [r.case_id for r in chosen],
         "skipped_repeats": skipped, "perplexity_text": PERPLEXITY_CORPUS,
+        **({"left_out": left_out} if params.leave_out else {}),
     }, same=same_run)
     if folder.done:  # complete: the scores are on disk, and the large state file is not needed again
         return folder.path
