@@ -5,6 +5,9 @@
 # 11, 14, 17. Next, in this order: Gemma extended to 60 cases (the candidate layers 0-4 first, then the rest of its
 # 18 layers), then SmolLM2's other 20 layers. STOP_AT (a time, e.g. 04:35) stops the Gemma step there and goes on to
 # SmolLM2; SMOLLM_STOP_AT stops SmolLM2's. WAIT_PID: start once that process has ended.
+# Then MEMIT centred at each layer (its config's width), thinned as the issue allows: the first 30 of the same
+# known dev facts, every layer up to the dev trace's peak (3 on both models) plus 4, then the ROME grid's other
+# layers; MEMIT_STOP_AT stops these two steps.
 set -u
 cd "$(dirname "$0")/../.."
 F=".venv/bin/factlocate"
@@ -18,3 +21,9 @@ timeout "$(( $(date -d "${SMOLLM_STOP_AT:-23:59}" +%s) - $(date +%s) ))" \
   $F localisation-vs-editing --model smollm2-135m --n 60 \
   --layers 0,2,3,4,1,29,12,24,18,8,6,15,21,27,10,5,7,9,11,13,14,16,17,19,20,22,23,25,26,28 --out docs/where/smollm2-135m
 echo "end smollm2 $(date -u +%FT%TZ)"
+for spec in "smollm2-135m 0,1,2,3,4,5,6,7,12,18,24,29" "gemma-3-270m 0,1,2,3,4,5,6,7,8,11,14,17"; do
+  set -- $spec
+  timeout "$(( $(date -d "${MEMIT_STOP_AT:-23:59}" +%s) - $(date +%s) ))" \
+    $F localisation-vs-editing --model "$1" --editor memit --n 30 --layers "$2" --out "docs/where/$1-memit"
+  echo "end $1 memit $(date -u +%FT%TZ)"
+done
