@@ -21,6 +21,7 @@ def test_tune_chooses_the_best_s_on_dev_and_writes_a_config_edit_uses(tiny_dirs,
     grid_choice = r["points"][tune.best_index([p["S"] for p in r["points"][:2]])]["point"]["norm_constraint"]
     beyond = 25.0 if grid_choice == 5e-2 else 2e-7  # the edge times the ratio of the two values
     assert r["points"][2]["beyond_grid"] and r["points"][2]["point"] == {"norm_constraint": beyond, "num_steps": 3}
+    assert "(beyond the grid)" in (out / "tune.md").read_text() and r["extend"] == 1
     from factlocate import datasets
 
     dev = [c.case_id for c in datasets.load("counterfact-sample").split("dev")[:3]]
@@ -81,3 +82,8 @@ def test_a_choice_at_an_edge_extends_the_search_by_one_rule():
     # whole numbers stay whole; a range through zero steps by the difference
     assert tune.extension({"steps": [5, 10]}, [{"steps": 5}, {"steps": 10}], {"steps": 10}, 2) == {"steps": 20}
     assert tune.extension({"b": [-1.0, 0.0]}, [{"b": -1.0}, {"b": 0.0}], {"b": 0.0}, 2) == {"b": 1.0}
+    # a hyperparameter whose values are not numbers (lists, names) is never extended
+    lists = {"lengths": [[5, 1], [10, 5]], "lr": [1e-3, 1e-2]}
+    tried = tune.TuneSpec("ft", lists).points()
+    assert tune.extension(lists, tried, {"lengths": [10, 5], "lr": 1e-3}, 2) == {"lengths": [10, 5], "lr": 1e-4}
+    assert tune.at_edge(lists, {"lengths": [10, 5], "lr": 1e-3}) == {"lr": "smallest"}

@@ -125,7 +125,7 @@ def extension(grid: dict, tried: list[dict], chosen: dict, extend: int) -> dict 
     A hyperparameter is extended while its chosen value is the smallest or largest of the values tried and fewer
     than `extend` values outside the grid's own range have been tried; the first such hyperparameter (in the
     grid's order) is extended first."""
-    values = {k: sorted({p[k] for p in tried}) for k in grid}
+    values = {k: sorted({p[k] for p in tried}) for k, v in grid.items() if all(_number(x) for x in v)}
     for name, side in at_edge(values, chosen).items():
         inside = [v for v in values[name] if min(grid[name]) <= v <= max(grid[name])]
         if len(values[name]) - len(inside) >= extend:
@@ -197,8 +197,10 @@ def at_edge(grid: dict, chosen: dict) -> dict[str, str]:
     wider range might score higher there. {name: "smallest" | "largest"}."""
     out = {}
     for name, values in grid.items():
-        numbers = sorted({v for v in values if _number(v)})
-        if len(numbers) < 2 or not all(_number(v) for v in values):
+        if not all(_number(v) for v in values):
+            continue
+        numbers = sorted(set(values))
+        if len(numbers) < 2:
             continue
         if chosen[name] == min(numbers):
             out[name] = "smallest"
