@@ -68,6 +68,10 @@ def test_report_writes_every_section_and_a_rerun_does_no_work(tiny_settings, tmp
     assert "unrelated_subject" in json.loads((tmp_path / "curie" / "unedited.json").read_text())
     table2 = html.split('id="table2"')[1]
     assert table2.index('<td class="">rome</td>') < table2.index('<td class="">ft</td>')  # the settings' order
+    folders = {s.folder for s in sections.SECTIONS}  # Figures 2 and 3 share one
+    total = sum(json.loads((tmp_path / f / "time.json").read_text())["seconds"] for f in folders)
+    assert f"Total wall time, every section's summed (training and tuning included): {total:,.0f} s" in html
+    assert "every section has finished" in html
 
     def no_model(spec):
         raise AssertionError("the second call loaded the model")

@@ -142,6 +142,17 @@ def _blocks(ctx: Context, section, done: bool) -> list:
     return [PARTIAL, *shown] if shown else [NOT_RUN]
 
 
+def total_time(ctx: Context) -> str:
+    """The page's total wall time: every section's, training included, and which sections have not finished."""
+    computed = [section for section in SECTIONS if section.compute is not None]  # each folder once (Figure 3
+    total = sum(_seconds(ctx, section) or 0.0 for section in computed)  # is drawn from Figure 2's runs)
+    open_ = [section.key for section in computed if _finished(ctx, section) is None]
+    tail = (f"; not finished: {', '.join(open_)} (counted as far as they ran)" if open_ else
+            "; every section has finished")
+    return (f"Total wall time, every section's summed (training and tuning included): {total:,.0f} s "
+            f"({total / 3600:.1f} h){tail}.")
+
+
 def render(ctx: Context, settings_file: str | None = None) -> str:
     s = ctx.settings
     command = (f"factlocate report --settings {settings_file} --out {ctx.out}" if settings_file else
@@ -150,7 +161,7 @@ def render(ctx: Context, settings_file: str | None = None) -> str:
              f"beside the paper's own numbers for GPT-2 XL and GPT-J. The whole page: `{command}` (resumable: a "
              "rerun only fills what is missing). Every section gives its settings, the command that makes it "
              "alone, and its wall time on the machine that ran it.")
-    intro = "\n\n".join([intro, *provenance.lines(ctx.out)])
+    intro = "\n\n".join([intro, total_time(ctx), *provenance.lines(ctx.out)])
     settings_text = Path(settings_file).read_text(encoding="utf-8") if settings_file else None
     parts = []
     for section in SECTIONS:
