@@ -47,8 +47,8 @@ import torch
 from tqdm.auto import tqdm
 
 from factlocate import arch
-from factlocate.datasets.corpus import PERPLEXITY_CORPUS
 from factlocate.datasets import leakage
+from factlocate.datasets.corpus import PERPLEXITY_CORPUS
 from factlocate.editors.keyvalue import key_stats
 from factlocate.errors import FactlocateError
 from factlocate.evaluation.sequential import state
