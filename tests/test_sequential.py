@@ -482,3 +482,15 @@ def test_the_scans_rule_keeps_the_papers_values_where_they_qualify():
     empty = dict(row(1e-9, 10.0, 0.99, 0.70, 30.0), empty_null_space=True)
     assert choose([memit_row, weak, empty]) == {"threshold": 2e-2, "L2": 10.0, "qualified": 0,
                                                  "paper_qualifies": False, "rule": chosen["rule"]}
+
+
+def test_the_scans_rule_on_the_committed_test_case_scans_keeps_the_papers_values():
+    """notes/sequential.md says so of docs/alphaedit-scan/<model>.json (a check of the rule, not evidence)."""
+    from pathlib import Path
+
+    from tools.alphaedit_scan import PAPER, choose
+
+    for name in ("smollm2-135m", "gemma-3-270m"):
+        rows = json.loads((Path("docs/alphaedit-scan") / f"{name}.json").read_text())["rows"]
+        chosen = choose(rows)
+        assert {"threshold": chosen["threshold"], "L2": chosen["L2"]} == PAPER and chosen["paper_qualifies"]
