@@ -148,10 +148,12 @@ class _Suffixes:
             local = {g: j for j, g in enumerate(members)}
             at_rows = torch.tensor([local[read_rows[k]] for k in wanted])
             at_pos = torch.tensor([read_pos[k] - start for k in wanted])
-            parts.append(control.unembed(self.model, resid[at_rows, at_pos]))
+            parts.append(resid[at_rows, at_pos])
             order += wanted
-        logits = torch.cat(parts)
-        return logits[torch.argsort(torch.tensor(order)).to(logits.device)]
+        # One unembedding for every group: it reads the whole [d_model, vocab] matrix, which costs more than
+        # its few rows (Gemma's is 670 MB in float32), so each extra call would read it again, and again backwards.
+        resid = torch.cat(parts)
+        return control.unembed(self.model, resid[torch.argsort(torch.tensor(order)).to(resid.device)])
 
 
 def suffix_verified(model, ids, mask, lookup, layer: int, hook: str, n_vectors: int, owner: list[int]) -> bool:
