@@ -83,3 +83,38 @@ def test_kn_hparams_validation(tiny_gpt2):
         kn.compute_edit(tiny_gpt2, [REQ], kn.HParams(layers=[7]), progress=False)
     with pytest.raises(FactlocateError, match="empty"):
         kn.compute_edit(tiny_gpt2, [], kn.HParams(), progress=False)
+
+
+@pytest.mark.parametrize("steps,batch_size", [(6, 6), (5, 2)])
+def test_last_position_runs_equal_whole_prompts(tiny_model, steps, batch_size):
+    """Running only the last position from each layer up (earlier positions from a KV cache) gives the
+    whole-prompt scores on every tiny architecture, batches split or not."""
+    ids = tokens.encode(tiny_model, REQ.text)
+    target = tokens.encode_target(tiny_model, REQ.target_true)[0]
+    assert ig.last_position_verified(tiny_model)
+    fast = ig.neuron_attributions(tiny_model, ids, target, steps, batch_size, reuse=True)
+    whole = ig.neuron_attributions(tiny_model, ids, target, steps, batch_size, reuse=False)
+    assert fast.shape == whole.shape == (arch.n_layers(tiny_model), whole.shape[1])
+    torch.testing.assert_close(fast, whole, atol=1e-6 * float(whole.abs().max()), rtol=1e-4)
+    assert ig.coarse_neurons(fast, 0.1) == ig.coarse_neurons(whole, 0.1)
+
+
+def test_a_broken_cache_is_refused_and_whole_prompts_run(tiny_gpt2, monkeypatch):
+    from factlocate.forward import kv
+    from factlocate.identity import state
+
+    ids = tokens.encode(tiny_gpt2, REQ.text)
+    target = tokens.encode_target(tiny_gpt2, REQ.target_true)[0]
+    real = kv.from_layers
+
+    def shifted(model, per_layer):  # keys of the wrong positions
+        return real(model, [(k.roll(1, dims=-2), v) for k, v in per_layer])
+
+    state(tiny_gpt2).checks.pop("integrated gradients", None)
+    monkeypatch.setattr(kv, "from_layers", shifted)
+    try:
+        checked = ig.neuron_attributions(tiny_gpt2, ids, target, 4, 4)
+        assert state(tiny_gpt2).checks["integrated gradients"] is False
+        assert torch.equal(checked, ig.neuron_attributions(tiny_gpt2, ids, target, 4, 4, reuse=False))
+    finally:
+        state(tiny_gpt2).checks.pop("integrated gradients", None)

@@ -36,6 +36,10 @@ ENV = "FACTLOCATE_KV_REUSE"
 TOLERANCE = 1e-4  # largest |difference| of log-probabilities or probabilities a check accepts
 
 
+class CacheIncomplete(RuntimeError):
+    """A cache lacks some positions' keys and values (a sliding window dropped them): reuse cannot serve."""
+
+
 def empty(model):
     """A cache for `model`, to pass as `past_key_values` (the forward fills it)."""
     from transformers import DynamicCache

@@ -102,10 +102,6 @@ def _groups(lookup: list[int], lengths: list[int], group_cost: int = GROUP_COST)
     return groups[::-1]
 
 
-class CacheIncomplete(RuntimeError):
-    """The cache lacks some positions' keys and values: suffix runs cannot serve these rows."""
-
-
 class _Suffixes:
     """Blocks `layer`.. on positions from each group's start, positions before it from a KV cache."""
 
@@ -115,7 +111,7 @@ class _Suffixes:
         with torch.no_grad():
             control.run(model, ids, hooks=capture.hooks, past=cache, mask=mask)
         if not kv.holds_all(cache, ids.shape[1]):  # e.g. a sliding window shorter than the rows
-            raise CacheIncomplete("the forward pass left the KV cache without every position")
+            raise kv.CacheIncomplete("the forward pass left the KV cache without every position")
         self.kv = kv.layers(cache)
         self.resid = capture[arch.hook_resid_in(model, layer)]
         self.lengths = mask.sum(1).tolist()
@@ -195,7 +191,7 @@ def optimise_many(model, batches: list[Batch], hook: str, layer: int, v_num_grad
     if reuse:
         try:
             runner = _Suffixes(model, ids, mask, lookup, layer, hook, add)
-        except CacheIncomplete:
+        except kv.CacheIncomplete:
             pass
     runner = runner or _Whole(model, ids, mask, lookup, layer, hook, add)
     opt = torch.optim.Adam(deltas, lr=v_lr)
