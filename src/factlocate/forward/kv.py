@@ -75,6 +75,16 @@ def prefix(model, per_layer: list[tuple[torch.Tensor, torch.Tensor]], rows: torc
                                for k, v in per_layer])
 
 
+def injected_prefix(model, per_layer: list[tuple[torch.Tensor, torch.Tensor]], rows: torch.Tensor, length: int,
+                    layer: int):
+    """`prefix` for a run injected at block `layer` (`forward.control.Inject`): batch entries `rows` from
+    `layer` on, and below it only the first of them, since blocks below `layer` run on one placeholder row."""
+    rows = torch.as_tensor(rows)
+    return from_layers(model, [(k[(rows if l >= layer else rows[:1]).to(k.device), :, :length],
+                                v[(rows if l >= layer else rows[:1]).to(v.device), :, :length])
+                               for l, (k, v) in enumerate(per_layer)])
+
+
 def versions() -> str:
     import transformer_lens
     import transformers

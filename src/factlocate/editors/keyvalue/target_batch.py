@@ -121,11 +121,7 @@ class _Suffixes:
         """The residual after the last block at positions start..end-1 of `rows` (end: their longest row)."""
         idx = torch.tensor(rows)
         end = max(self.lengths[r] for r in rows)
-        past = None
-        if start > 0:  # blocks below `layer` run on one placeholder row, so their cache holds one row
-            past = kv.from_layers(self.model, [(k[idx if l >= self.layer else idx[:1], :, :start],
-                                                v[idx if l >= self.layer else idx[:1], :, :start])
-                                               for l, (k, v) in enumerate(self.kv)])
+        past = kv.injected_prefix(self.model, self.kv, idx, start, self.layer) if start > 0 else None
         self.add.rows, self.add.shift = rows, start
         inject = Inject(self.layer, self.resid[idx, start:end])
         return control.run(self.model, self.ids[idx[:1], start:end], hooks=[(self.hook, self.add)],
@@ -147,7 +143,7 @@ class _Suffixes:
             parts.append(resid[at_rows, at_pos])
             order += wanted
         # One unembedding for every group: it reads the whole [d_model, vocab] matrix, which costs more than
-        # its few rows (Gemma's is 670 MB in float32), so each extra call would read it again, and again backwards.
+        # its few rows (Gemma's is 671 MB in float32), so each extra call would read it again, and again backwards.
         resid = torch.cat(parts)
         return control.unembed(self.model, resid[torch.argsort(torch.tensor(order)).to(resid.device)])
 

@@ -77,7 +77,7 @@ def _scaled_key(scaled: torch.Tensor):
 
 
 class _Whole:
-    """Every copy of the prompt runs whole, through every block."""
+    """Every copy of the prompt runs whole, through every block. `act(layer)`: the unscaled MLP key."""
 
     def __init__(self, model, x, layers: list[int]):
         self.model, self.x = model, x
@@ -96,7 +96,7 @@ class _Whole:
                                  hooks=[(arch.hook_mlp_key(layer), _scaled_key(scaled))])
 
 
-class _LastPosition:
+class _LastPosition(_Whole):
     """The last position alone from block `layer` up; earlier positions' keys and values from one cached pass."""
 
     def __init__(self, model, x, layers: list[int]):
@@ -109,15 +109,9 @@ class _LastPosition:
             raise kv.CacheIncomplete("the forward pass left the KV cache without every position")
         self.capture, self.kv = capture, kv.layers(cache)
 
-    def act(self, layer: int) -> torch.Tensor:
-        return self.capture[arch.hook_mlp_key(layer)][0, -1].float()
-
     def logits(self, layer: int, scaled: torch.Tensor) -> torch.Tensor:
         b, n = scaled.shape[0], self.x.shape[1]
-        # Blocks below `layer` run on one placeholder row (`Inject`), so their cache holds one row.
-        past = kv.from_layers(self.model, [(k[:, :, : n - 1].expand(b if l >= layer else 1, -1, -1, -1),
-                                            v[:, :, : n - 1].expand(b if l >= layer else 1, -1, -1, -1))
-                                           for l, (k, v) in enumerate(self.kv)])
+        past = kv.injected_prefix(self.model, self.kv, torch.zeros(b, dtype=torch.long), n - 1, layer)
         resid = self.capture[arch.hook_resid_in(self.model, layer)][:, -1:]
         inject = Inject(layer, resid.expand(b, -1, -1))
         out = control.run(self.model, self.x[:, -1:], hooks=[(arch.hook_mlp_key(layer), _scaled_key(scaled))],
