@@ -11,9 +11,9 @@ import transformer_lens
 import transformers
 from transformers import DynamicCache
 
-from factlocate import load_model, scoring
-from factlocate.generate import cached_decoding_verified, generate
-from factlocate.forward import kv
+from factlocate import load_model, scoring, tokens
+from factlocate.generate import cached_decoding_verified, decoder, generate, head_logits_verified
+from factlocate.forward import control, kv
 from factlocate.identity import state
 from factlocate.tracing import batched, trace
 
@@ -51,7 +51,7 @@ def test_broken_prefix_cache_falls_back_to_the_naive_grid(fresh, monkeypatch, ca
     assert state(fresh).checks["batched tracing"] is False
     warnings = [r.getMessage() for r in caplog.records if "batched tracing" in r.getMessage()]
     assert len(warnings) == 1 and "\n" not in warnings[0]
-    assert f"transformers {transformers.__version__}" in warnings[0] and "full forwards" in warnings[0]
+    assert f"transformers {transformers.__version__}" in warnings[0] and "using the plain path" in warnings[0]
 
 
 def test_broken_shared_prompt_cache_falls_back_to_plain_scoring(fresh, monkeypatch):
@@ -71,6 +71,29 @@ def test_broken_decoding_cache_falls_back_to_full_forwards(fresh, tiny_dirs, mon
     monkeypatch.setattr(kv, "empty", lambda model: ForgetfulCache())
     assert generate(fresh, prompts, max_length=12, seed=3) == reference
     assert state(fresh).checks["cached generation"] is False
+
+
+def test_the_decoding_head_gives_the_models_own_logits_on_every_architecture(tiny_model):
+    rows = [kv.probe_ids(tiny_model, 6), kv.probe_ids(tiny_model, 4)]
+    ids, mask = tokens.batch(tiny_model, rows, pad_left=True)
+    with torch.no_grad():
+        fast, plain = (decoder(tiny_model, ids, mask, False, head=h)(None) for h in (True, False))
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+    assert head_logits_verified(tiny_model)
+    prompts = ["The Eiffel Tower is located in", "LeBron James plays", "Rome is"]
+    with_head = generate(tiny_model, prompts, max_length=12, seed=3)
+    state(tiny_model).checks["decoding head"] = False  # the model's own head on the same model
+    assert generate(tiny_model, prompts, max_length=12, seed=3) == with_head
+
+
+def test_a_broken_decoding_head_falls_back_to_the_models_own(fresh, monkeypatch):
+    prompts = ["The Eiffel Tower is located in", "LeBron James plays"]
+    reference = generate(fresh, prompts, max_length=12, seed=3)
+    state(fresh).checks.pop("decoding head")
+    real = control.head_logits
+    monkeypatch.setattr(control, "head_logits", lambda model, normed: real(model, normed) * 1.05)
+    assert generate(fresh, prompts, max_length=12, seed=3) == reference
+    assert state(fresh).checks["decoding head"] is False
 
 
 def test_working_caches_pass_their_checks_and_match_the_plain_paths(fresh):

@@ -6,11 +6,12 @@
 set -u
 cd "$(dirname "$0")/../.."
 F=".venv/bin/factlocate"
+. docs/stop_at.sh
 if [ -n "${WAIT_PID:-}" ]; then while kill -0 "$WAIT_PID" 2>/dev/null; do sleep 10; done; fi
 for model in ${MODELS:-smollm2-135m gemma-3-270m}; do
   for editor in ft ft-l kn; do
     echo "start $model $editor $(date -u +%FT%TZ)"
-    timeout "$(( $(date -d "${STOP_AT:-23:59}" +%s) - $(date +%s) ))" \
+    timeout "$(left "${STOP_AT:-23:59}")" \
       $F tune --model "$model" --editor "$editor" --dataset counterfact-sample --n 20 \
       --out "docs/report/$model/tuning/$editor"
     rc=$?

@@ -11,19 +11,21 @@
 set -u
 cd "$(dirname "$0")/../.."
 F=".venv/bin/factlocate"
+# left HH:MM: seconds until then, at least 1 (timeout 0 would mean no limit)
+left() { local s=$(( $(date -d "$1" +%s) - $(date +%s) )); [ "$s" -gt 0 ] && echo "$s" || echo 1; }
 if [ -n "${WAIT_PID:-}" ]; then while kill -0 "$WAIT_PID" 2>/dev/null; do sleep 10; done; fi
 echo "start gemma $(date -u +%FT%TZ)"
-timeout "$(( $(date -d "${STOP_AT:-23:59}" +%s) - $(date +%s) ))" \
+timeout "$(left "${STOP_AT:-23:59}")" \
   $F localisation-vs-editing --model gemma-3-270m --n 60 --layers 0,1,2,3,4,6,8,11,14,17,5,7,9,10,12,13,15,16 \
   --out docs/where/gemma-3-270m
 echo "end gemma $(date -u +%FT%TZ)"
-timeout "$(( $(date -d "${SMOLLM_STOP_AT:-23:59}" +%s) - $(date +%s) ))" \
+timeout "$(left "${SMOLLM_STOP_AT:-23:59}")" \
   $F localisation-vs-editing --model smollm2-135m --n 60 \
   --layers 0,2,3,4,1,29,12,24,18,8,6,15,21,27,10,5,7,9,11,13,14,16,17,19,20,22,23,25,26,28 --out docs/where/smollm2-135m
 echo "end smollm2 $(date -u +%FT%TZ)"
 for spec in "smollm2-135m 0,1,2,3,4,5,6,7,12,18,24,29" "gemma-3-270m 0,1,2,3,4,5,6,7,8,11,14,17"; do
   set -- $spec
-  timeout "$(( $(date -d "${MEMIT_STOP_AT:-23:59}" +%s) - $(date +%s) ))" \
+  timeout "$(left "${MEMIT_STOP_AT:-23:59}")" \
     $F localisation-vs-editing --model "$1" --editor memit --n 30 --layers "$2" --out "docs/where/$1-memit"
   echo "end $1 memit $(date -u +%FT%TZ)"
 done

@@ -6,16 +6,17 @@
 set -u
 cd "$(dirname "$0")/../.."
 F=".venv/bin/factlocate"
+. docs/stop_at.sh
 if [ "${ONLY:-smollm2}" = smollm2 ]; then
 echo "start smollm2 test $(date -u +%FT%TZ)"
-timeout "$(( $(date -d "${STOP_AT:-23:59}" +%s) - $(date +%s) ))" \
+timeout "$(left "${STOP_AT:-23:59}")" \
   $F localisation-vs-editing --model smollm2-135m --split test --n 30 --layers 0,2,3,4,1,29,12,24,18,8 \
   --out docs/where/smollm2-135m-test --validate docs/where/smollm2-135m
 echo "end smollm2 test $(date -u +%FT%TZ)"
 fi
 if [ "${ONLY:-gemma}" = gemma ]; then
 echo "start gemma test $(date -u +%FT%TZ)"
-timeout "$(( $(date -d "${GEMMA_STOP_AT:-23:59}" +%s) - $(date +%s) ))" \
+timeout "$(left "${GEMMA_STOP_AT:-23:59}")" \
   $F localisation-vs-editing --model gemma-3-270m --split test --n 30 --layers 0,1,3,6,2,4,8,11,14,17 \
   --out docs/where/gemma-3-270m-test --validate docs/where/gemma-3-270m
 echo "end gemma test $(date -u +%FT%TZ)"

@@ -18,7 +18,7 @@ import torch
 
 from factlocate.io import write_text
 
-SECTIONS = ("trace", "rome", "original", "evaluation", "targets", "atp", "ray")
+SECTIONS = ("trace", "rome", "original", "evaluation", "decoding", "targets", "atp", "ray")
 TITLE = "# factlocate benchmarks"
 
 

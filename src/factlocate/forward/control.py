@@ -95,11 +95,27 @@ def run(
 
 def unembed(model, resid: Float[torch.Tensor, "n d_model"]) -> Float[torch.Tensor, "n vocab"]:
     """Final norm, unembedding and (Gemma) soft-capping of residual vectors after the last block."""
-    logits = model.unembed(model.ln_final(resid.unsqueeze(0)))[0]
+    return _soft_cap(model, model.unembed(model.ln_final(resid.unsqueeze(0)))[0])
+
+
+def head_logits(model, normed: Float[torch.Tensor, "n d_model"]) -> Float[torch.Tensor, "n vocab"]:
+    """The unembedding (with its hooks) and soft-capping of vectors already through the final norm, as
+    `W @ normed^T`, without gradients: the decoding path's logits (`generate.decoder`).
+
+    The unembedding module computes `normed @ W^T`, for which MKL's sgemm on CPU takes a slow kernel when
+    about 8-16 rows (a decoding step's) meet a large vocabulary; `W @ normed^T` does not (`make bench
+    ONLY=decoding`). The two forms differ by float rounding; `generate.head_logits_verified` checks this one
+    against the model's own head once per model.
+    """
+    unembed = model.unembed
+    h = unembed.hook_in(normed.unsqueeze(1))[:, 0]
+    logits = torch.mm(unembed.W_U.T, h.T).T + unembed.b_U  # W_U is a [d_model, vocab] view of HF's weight
+    return _soft_cap(model, unembed.hook_out(logits.unsqueeze(1))[:, 0])
+
+
+def _soft_cap(model, logits: torch.Tensor) -> torch.Tensor:
     cap = getattr(arch.hf_model(model).config, "final_logit_softcapping", None)
-    if cap:
-        logits = torch.tanh(logits / cap) * cap
-    return logits
+    return torch.tanh(logits / cap) * cap if cap else logits
 
 
 def logits_at(model, ids, rows, positions, *, hooks=(), inject: Inject | None = None, mask=None):

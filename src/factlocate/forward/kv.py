@@ -121,8 +121,8 @@ def verified(model, name: str, probe: Callable[[], tuple[torch.Tensor, ...]], to
             ok, detail = False, f"{type(e).__name__}: {e}"
         checks[name] = ok
         if not ok:
-            log.warning(f"factlocate: {name} with a reused KV cache does not match a full forward under "
-                        f"{versions()} ({detail}); using full forwards (exact, slower)")
+            log.warning(f"factlocate: {name}: the faster path (a reused KV cache, or a shortcut) does not match "
+                        f"the plain path under {versions()} ({detail}); using the plain path (exact, slower)")
     return checks[name]
 
 
