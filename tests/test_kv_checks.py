@@ -73,7 +73,7 @@ def test_broken_decoding_cache_falls_back_to_full_forwards(fresh, tiny_dirs, mon
     assert state(fresh).checks["cached generation"] is False
 
 
-def test_the_decoding_head_gives_the_models_own_logits_on_every_architecture(tiny_model):
+def test_the_decoding_head_gives_the_models_own_logits_on_every_architecture(tiny_model, monkeypatch):
     rows = [kv.probe_ids(tiny_model, 6), kv.probe_ids(tiny_model, 4)]
     ids, mask = tokens.batch(tiny_model, rows, pad_left=True)
     with torch.no_grad():
@@ -82,7 +82,7 @@ def test_the_decoding_head_gives_the_models_own_logits_on_every_architecture(tin
     assert head_logits_verified(tiny_model)
     prompts = ["The Eiffel Tower is located in", "LeBron James plays", "Rome is"]
     with_head = generate(tiny_model, prompts, max_length=12, seed=3)
-    state(tiny_model).checks["decoding head"] = False  # the model's own head on the same model
+    monkeypatch.setitem(state(tiny_model).checks, "decoding head", False)  # the model's own head, same model
     assert generate(tiny_model, prompts, max_length=12, seed=3) == with_head
 
 

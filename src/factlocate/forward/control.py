@@ -100,7 +100,7 @@ def unembed(model, resid: Float[torch.Tensor, "n d_model"]) -> Float[torch.Tenso
 
 def head_logits(model, normed: Float[torch.Tensor, "n d_model"]) -> Float[torch.Tensor, "n vocab"]:
     """The unembedding (with its hooks) and soft-capping of vectors already through the final norm, as
-    `W @ normed^T`, without gradients: the decoding path's logits (`generate.decoder`).
+    `W @ normed^T`: the decoding path's logits (`generate.decoder`).
 
     The unembedding module computes `normed @ W^T`, for which MKL's sgemm on CPU takes a slow kernel when
     about 8-16 rows (a decoding step's) meet a large vocabulary; `W @ normed^T` does not (`make bench
