@@ -67,7 +67,8 @@ def test_doctor_reports(capsys):
     assert main(["doctor"]) == 0
     out = capsys.readouterr().out
     for line in ("torch: ", "transformers: ", "transformer-lens: ", "factlocate: ", "lock: ", "device: ",
-                 "threads: ", "self-check (batched tracing): ", "self-check (batched = naive"):
+                 "threads: ", "self-check (batched tracing): ", "self-check (decoding head, W @ h^T): matches",
+                 "self-check (batched = naive"):
         assert line in out, line
     assert "MISMATCH" not in out
 

@@ -70,11 +70,11 @@ def device_report() -> list[str]:
 
 
 def self_check() -> list[str]:
-    """Load a tiny random GPT-2 and run every reuse check plus batched-vs-naive tracing on it."""
+    """Load a tiny random GPT-2 and run every reuse check, the decoding head's, and batched-vs-naive tracing."""
     import numpy as np
 
     from factlocate import load_model, scoring
-    from factlocate.generate import cached_decoding_verified
+    from factlocate.generate import cached_decoding_verified, head_logits_verified
     from factlocate.identity import state
     from factlocate.tiny import build_tiny_model
     from factlocate.tracing import batched, trace
@@ -84,12 +84,15 @@ def self_check() -> list[str]:
     batched.reuse_verified(model)
     scoring.shared_prompt_nll(model, ["The capital of"], [["Paris", "Rome"]])
     cached_decoding_verified(model)
+    head_logits_verified(model)
     checks = state(model).checks
     lines = []
     for name in ("batched tracing", "shared-prompt scoring", "cached generation"):
         ok = checks.get(name, False)
         verdict = "KV reuse matches full forwards" if ok else "KV reuse OFF (full forwards, exact and slower)"
         lines.append(f"self-check ({name}): {verdict}")
+    head = "matches the model's own head" if checks.get("decoding head") else "OFF (the model's own head, slower)"
+    lines.append(f"self-check (decoding head, W @ h^T): {head}")
     prompt, subject = "The capital of Roman Republic is", "Roman Republic"
     fast = trace(model, prompt, subject, kind="mlp", window=2, samples=2, noise=0.5)
     slow = trace(model, prompt, subject, kind="mlp", window=2, samples=2, noise=0.5, engine="naive")

@@ -18,7 +18,7 @@ naming the library versions, and the caller takes the plain path, so no number
 from an unchecked reuse is ever returned. (transformers 5.24.0 passes the cache
 to attention under the name `cache`, which transformer-lens 4.3.0's attention
 bridge does not read: there the checks fail and every path runs plainly.)
-FACTLOCATE_KV_REUSE=0 turns reuse off without checking.
+FACTLOCATE_KV_REUSE=0 turns reuse (and every other shortcut checked through `verified`) off without checking.
 """
 from __future__ import annotations
 
