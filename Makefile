@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	touch $(STAMP)
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=12
 
 # The newest versions pyproject.toml allows, without the lock, in a venv of their own:
 # check an upgrade here before `make lock`. Not part of CI.
