@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The localisation-vs-editing runs behind docs/where/<model>/ (one heavy job at a time; a rerun resumes). They are
 # also Figure 5's runs on the report pages (every layer at the last subject token on the same 60 dev cases).
-# Done (6 Dec, 23:45): Gemma at 60 known dev cases and all 18 layers; SmolLM2 at 60 and layers 0-6, 8, 10, 12, 15,
-# 18, 21, 24, 27, 29, and at 7 cases of layer 7. Next: SmolLM2's other layers (the Gemma step now only re-analyses).
+# Done (7 Dec, 00:13): Gemma at 60 known dev cases and all 18 layers; SmolLM2 at 60 and layers 0-8, 10, 12, 15, 18,
+# 21, 24, 27, 29, and at 21 cases of layer 9. Next: SmolLM2's other layers (the Gemma step now only re-analyses).
 # STOP_AT (a time, e.g. 04:35) stops the Gemma step there and goes on to SmolLM2; SMOLLM_STOP_AT stops SmolLM2's.
 # WAIT_PID: start once that process has ended.
 # Then MEMIT centred at each layer (its config's width), thinned as the issue allows: the first 30 of the same
