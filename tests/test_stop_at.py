@@ -2,11 +2,14 @@
 time after midnight counts from the evening before."""
 import subprocess
 from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _left(when: datetime) -> int:
     out = subprocess.run(["bash", "-c", f'. docs/stop_at.sh; left {when:%H:%M}'], capture_output=True, text=True,
-                         check=True)
+                         check=True, cwd=ROOT)
     return int(out.stdout)
 
 
